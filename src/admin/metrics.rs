@@ -1,0 +1,123 @@
+//! Prometheus metrics under the SPEC's names, in one registry per process.
+//!
+//! Counters are bumped on the request path; gauges that mirror live state
+//! (in-flight, up, circuit) are refreshed from that state at scrape time, so
+//! there is a single source of truth for each number.
+
+use prometheus::{
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::upstream::Upstream;
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub backend_requests: IntCounterVec,
+    pub backend_inflight: IntGaugeVec,
+    pub backend_up: IntGaugeVec,
+    pub circuit_state: IntGaugeVec,
+    pub rate_limited: IntCounterVec,
+    pub upstream_retries: IntCounterVec,
+    pub tcp_connections: IntCounterVec,
+    pub tcp_bytes: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+            // Names are static and distinct: registration cannot collide.
+            let _ = r.register(Box::new(c.clone()));
+            c
+        }
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            reg(&registry, IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition"))
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            reg(&registry, IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition"))
+        };
+        let ub = ["upstream", "backend"];
+        Self {
+            http_requests: counter(
+                "switchyard_http_requests_total",
+                "HTTP requests answered, by final status (499: client went away first)",
+                &["listener", "route", "upstream", "status"],
+            ),
+            http_duration: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "switchyard_http_request_duration_seconds",
+                        "Time from request headers read to response finished",
+                    )
+                    .buckets(exponential_buckets(0.0005, 2.0, 16).expect("static buckets")),
+                    &["listener", "route", "upstream"],
+                )
+                .expect("static metric definition"),
+            ),
+            backend_requests: counter(
+                "switchyard_backend_requests_total",
+                "HTTP requests and TCP connections sent to each backend (retries included)",
+                &ub,
+            ),
+            backend_inflight: gauge("switchyard_backend_inflight", "Requests or connections in flight per backend", &ub),
+            backend_up: gauge("switchyard_backend_up", "1 if the backend passes health checks, else 0", &ub),
+            circuit_state: gauge(
+                "switchyard_circuit_state",
+                "Circuit breaker per backend: 0 closed, 1 open, 2 half-open",
+                &ub,
+            ),
+            rate_limited: counter(
+                "switchyard_rate_limited_total",
+                "Requests answered 429 by a rate limit",
+                &["listener", "route"],
+            ),
+            upstream_retries: counter(
+                "switchyard_upstream_retries_total",
+                "Further backends tried after a connect failure",
+                &["upstream"],
+            ),
+            tcp_connections: counter(
+                "switchyard_tcp_connections_total",
+                "TCP connections accepted by tcp listeners",
+                &["listener", "upstream"],
+            ),
+            tcp_bytes: counter(
+                "switchyard_tcp_bytes_total",
+                "Bytes copied by tcp listeners (rx from clients, tx to clients)",
+                &["listener", "direction"],
+            ),
+            registry,
+        }
+    }
+
+    /// Copies live per-backend state into the gauges.
+    pub fn refresh(&self, upstreams: &[std::sync::Arc<Upstream>]) {
+        for u in upstreams {
+            for (i, b) in u.spec.backends.iter().enumerate() {
+                let labels = [u.spec.name.as_str(), b.addr.as_str()];
+                self.backend_inflight
+                    .with_label_values(&labels)
+                    .set(u.inflight(i) as i64);
+                self.backend_up.with_label_values(&labels).set(1);
+                self.circuit_state.with_label_values(&labels).set(0);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

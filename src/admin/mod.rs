@@ -1,0 +1,61 @@
+//! The admin listener: `GET /metrics` (Prometheus text), `GET /status`
+//! (JSON), `GET /healthz` (`ok`). Anything else is a 404; other methods 405.
+//! It is a plain Pingora HTTP app on its own service and thread.
+
+pub mod metrics;
+pub mod status;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+pub use metrics::Metrics;
+
+use crate::upstream::Upstream;
+
+pub struct AdminApp {
+    pub metrics: Arc<Metrics>,
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != Method::GET && req.method != Method::HEAD {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"405 method not allowed\n".to_vec());
+        }
+        match req.uri.path() {
+            "/metrics" => {
+                self.metrics.refresh(&self.upstreams);
+                reply(StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render().into_bytes())
+            }
+            "/status" => {
+                let body = serde_json::to_vec_pretty(&status::snapshot(&self.upstreams))
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
+                reply(StatusCode::OK, "application/json", body)
+            }
+            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                b"404 not found: try /metrics, /status or /healthz\n".to_vec(),
+            ),
+        }
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let len = resp.body().len();
+    let headers = resp.headers_mut();
+    if let Ok(v) = content_type.parse() {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    headers.insert(http::header::CONTENT_LENGTH, len.into());
+    resp
+}

@@ -1,0 +1,229 @@
+//! The validated config: only meaningful, typed values. Anything that reaches
+//! this layer can be served; nothing downstream re-checks it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub admin: Option<AdminSettings>,
+    /// Sorted by name.
+    pub listeners: Vec<Listener>,
+    pub upstreams: BTreeMap<String, Arc<UpstreamSpec>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Worker threads per listener; `None` = one per CPU.
+    pub threads: Option<NonZeroUsize>,
+    pub pid_file: PathBuf,
+    pub upgrade_sock: PathBuf,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+    pub error_log: Option<PathBuf>,
+    pub access_log: Option<PathBuf>,
+    pub header_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub kind: ListenerKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    Http { routes: Vec<Route> },
+    Tcp { upstream: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub host: HostMatch,
+    /// Normalized: starts with `/`, no trailing `/` unless it is `/`.
+    pub path_prefix: String,
+    pub strip_prefix: bool,
+    pub upstream: String,
+    pub rate_limit: Option<RateLimit>,
+    pub sticky: Option<Sticky>,
+}
+
+/// Which Host headers a route answers. Stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostMatch {
+    Any,
+    Exact(String),
+    /// `*.example.com`, stored as the suffix `.example.com`: matches any
+    /// subdomain depth, never the bare domain.
+    Wildcard(String),
+}
+
+impl fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostMatch::Any => f.write_str("any host"),
+            HostMatch::Exact(h) => f.write_str(h),
+            HostMatch::Wildcard(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub rate: u64,
+    pub per: Duration,
+    pub burst: u64,
+    pub key: RateKey,
+    pub store: RateStore,
+    pub on_store_error: StoreErrorPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    ClientIp,
+    Header(String),
+    Route,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateStore {
+    Local,
+    Redis(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorPolicy {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sticky {
+    pub cookie: String,
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub name: String,
+    pub policy: Policy,
+    pub hash_key: Option<HashKey>,
+    pub backends: Vec<BackendSpec>,
+    pub health_check: Option<HealthCheck>,
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Further backends tried after a connect failure.
+    pub retries: u32,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub slow_start: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    /// As configured: the `backend` metric label and the `/status` name.
+    pub addr: String,
+    /// Resolved once at load.
+    pub socket: SocketAddr,
+    /// 0 = draining.
+    pub weight: u32,
+}
+
+/// A balancing policy; see the SPEC's "Balancing policies" table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Policy {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConn,
+    P2c,
+    ConsistentHash,
+    Random,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 6] = [
+        Policy::RoundRobin,
+        Policy::WeightedRoundRobin,
+        Policy::LeastConn,
+        Policy::P2c,
+        Policy::ConsistentHash,
+        Policy::Random,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::RoundRobin => "round_robin",
+            Policy::WeightedRoundRobin => "weighted_round_robin",
+            Policy::LeastConn => "least_conn",
+            Policy::P2c => "p2c",
+            Policy::ConsistentHash => "consistent_hash",
+            Policy::Random => "random",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Policy> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+/// What `consistent_hash` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    Path,
+    Uri,
+    Header(String),
+    Cookie(String),
+    Query(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub kind: HealthCheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum HealthCheckKind {
+    Tcp,
+    Http {
+        path: String,
+        host: Option<String>,
+        /// Inclusive range.
+        expect_status: (u16, u16),
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    pub consecutive_failures: u32,
+    pub failure_rate: f64,
+    pub min_requests: u32,
+    pub window: Duration,
+    pub open_for: Duration,
+    pub half_open_requests: u32,
+}

@@ -1,0 +1,130 @@
+//! The YAML exactly as written: serde shapes with every field optional, no
+//! meaning attached. Unknown keys are not silently dropped: the loader runs
+//! serde through `serde_ignored` and turns every ignored key into an error
+//! (all of them at once, which `deny_unknown_fields` cannot do).
+//! [`super::validate`] turns this into the typed [`super::model`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Scalars that the model parses itself (durations, addresses, policies)
+/// stay strings here so one bad value does not hide the others.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub server: Option<RawServer>,
+    pub admin: Option<RawAdmin>,
+    pub listeners: Option<BTreeMap<String, RawListener>>,
+    pub upstreams: Option<BTreeMap<String, RawUpstream>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawServer {
+    pub threads: Option<u64>,
+    pub pid_file: Option<String>,
+    pub upgrade_sock: Option<String>,
+    pub grace_period: Option<String>,
+    pub shutdown_timeout: Option<String>,
+    pub error_log: Option<String>,
+    pub access_log: Option<String>,
+    pub header_timeout: Option<String>,
+    pub max_header_bytes: Option<u64>,
+    pub idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawListener {
+    pub protocol: Option<String>,
+    pub listen: Option<String>,
+    pub tls: Option<RawTls>,
+    pub routes: Option<Vec<RawRoute>>,
+    pub upstream: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRoute {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub strip_prefix: Option<bool>,
+    pub upstream: Option<String>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub sticky: Option<RawSticky>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRateLimit {
+    pub rate: Option<u64>,
+    pub per: Option<String>,
+    pub burst: Option<u64>,
+    pub key: Option<String>,
+    pub store: Option<String>,
+    pub on_store_error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSticky {
+    pub cookie: Option<String>,
+    pub max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawUpstream {
+    pub policy: Option<String>,
+    pub hash_key: Option<String>,
+    pub backends: Option<Vec<RawBackend>>,
+    pub health_check: Option<RawHealthCheck>,
+    pub circuit_breaker: Option<RawCircuitBreaker>,
+    pub retries: Option<u64>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub slow_start: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawBackend {
+    pub addr: Option<String>,
+    pub weight: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHealthCheck {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect_status: Option<StatusSpec>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub healthy_threshold: Option<u64>,
+    pub unhealthy_threshold: Option<u64>,
+}
+
+/// `expect_status: 200` and `expect_status: 200-399` are both natural YAML.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    Code(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCircuitBreaker {
+    pub consecutive_failures: Option<u64>,
+    pub failure_rate: Option<f64>,
+    pub min_requests: Option<u64>,
+    pub window: Option<String>,
+    pub open_for: Option<String>,
+    pub half_open_requests: Option<u64>,
+}

@@ -1,0 +1,255 @@
+//! A small HTTP/1.1 backend that says who answered: `make run` starts a few
+//! behind the example config, and the integration tests use it as their
+//! mock backend.
+//!
+//! Every request gets `200 OK` (keep-alive) with `X-Backend: <name>` and a
+//! text body listing the backend name, method, target, body size and every
+//! request header, one per line (`header <name>: <value>`). Query parameters
+//! steer it: `sleep_ms=N` waits before answering, `status=N` answers N.
+//! Request bodies may use Content-Length or chunked encoding.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Serves `listener` forever as backend `name`; `hits` counts requests.
+pub async fn serve(listener: TcpListener, name: Arc<str>, hits: Arc<AtomicUsize>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (name, hits) = (Arc::clone(&name), Arc::clone(&hits));
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &name, &hits).await {
+                log::debug!("demo backend {name}: {e}");
+            }
+        });
+    }
+}
+
+struct Request {
+    method: String,
+    target: String,
+    version: String,
+    headers: Vec<(String, String)>,
+    body_len: usize,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query(&self, key: &str) -> Option<&str> {
+        let q = self.target.split_once('?')?.1;
+        q.split('&').find_map(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            _ => None,
+        })
+    }
+
+    fn keep_alive(&self) -> bool {
+        let conn = self.header("connection").unwrap_or("").to_ascii_lowercase();
+        if self.version == "HTTP/1.0" {
+            conn.contains("keep-alive")
+        } else {
+            !conn.contains("close")
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, name: &str, hits: &AtomicUsize) -> io::Result<()> {
+    let mut stream = BufReader::new(stream);
+    loop {
+        let Some(req) = read_request(&mut stream).await? else {
+            return Ok(());
+        };
+        hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(ms) = req.query("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
+            tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+        }
+        let status = req
+            .query("status")
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|s| (200..=599).contains(s))
+            .unwrap_or(200);
+        let mut body = format!(
+            "backend: {name}\nmethod: {}\ntarget: {}\nbody-bytes: {}\n",
+            req.method, req.target, req.body_len
+        );
+        for (k, v) in &req.headers {
+            body.push_str(&format!("header {}: {v}\n", k.to_ascii_lowercase()));
+        }
+        let keep = req.keep_alive();
+        let head = format!(
+            "HTTP/1.1 {status} {}\r\nX-Backend: {name}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+            http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Status"),
+            body.len(),
+            if keep { "keep-alive" } else { "close" },
+        );
+        let out = stream.get_mut();
+        out.write_all(head.as_bytes()).await?;
+        if req.method != "HEAD" {
+            out.write_all(body.as_bytes()).await?;
+        }
+        out.flush().await?;
+        if !keep {
+            return Ok(());
+        }
+    }
+}
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// Reads one request; `None` when the client closed between requests.
+async fn read_request(stream: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
+    let mut lines = Vec::new();
+    let mut total = 0;
+    loop {
+        let mut line = String::new();
+        let n = stream.read_line(&mut line).await?;
+        if n == 0 {
+            return if lines.is_empty() { Ok(None) } else { Err(bad("eof in head")) };
+        }
+        total += n;
+        if total > MAX_HEAD {
+            return Err(bad("head too large"));
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue; // tolerate blank lines between requests
+            }
+            break;
+        }
+        lines.push(line);
+    }
+    let mut parts = lines[0].split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("bad request line"));
+    };
+    let headers: Vec<(String, String)> = lines[1..]
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut req = Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        version: version.to_string(),
+        headers,
+        body_len: 0,
+    };
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    req.body_len = if chunked {
+        read_chunked(stream).await?
+    } else {
+        let len: u64 = req
+            .header("content-length")
+            .map(|v| v.parse().map_err(|_| bad("bad content-length")))
+            .transpose()?
+            .unwrap_or(0);
+        let copied = tokio::io::copy(&mut (&mut *stream).take(len), &mut tokio::io::sink()).await?;
+        if copied != len {
+            return Err(bad("body cut short"));
+        }
+        len as usize
+    };
+    Ok(Some(req))
+}
+
+async fn read_chunked(stream: &mut BufReader<TcpStream>) -> io::Result<usize> {
+    let mut total = 0usize;
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).await?;
+        let size_text = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("bad chunk size"))?;
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let mut t = String::new();
+                if stream.read_line(&mut t).await? == 0 || t.trim().is_empty() {
+                    return Ok(total);
+                }
+            }
+        }
+        let copied = tokio::io::copy(&mut (&mut *stream).take(size as u64 + 2), &mut tokio::io::sink()).await?;
+        if copied != size as u64 + 2 {
+            return Err(bad("chunk cut short"));
+        }
+        total += size;
+    }
+}
+
+/// A demo backend on its own thread and runtime, for tests: stops (closing
+/// its listener and every connection) when dropped.
+pub struct DemoServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DemoServer {
+    /// Binds `addr` (use `127.0.0.1:0` for an ephemeral port) and serves.
+    pub fn start(name: &str, addr: &str) -> io::Result<Self> {
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let local = std_listener.local_addr()?;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (thread_name, thread_hits) = (Arc::<str>::from(name), Arc::clone(&hits));
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(std_listener) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = serve(listener, thread_name, thread_hits) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime here aborts every open connection.
+        });
+        Ok(Self {
+            name: name.to_string(),
+            addr: local,
+            hits,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! switchyard: an edge proxy and load balancer on Cloudflare's Pingora.
+//!
+//! The binary (`main.rs`) only parses the command line; everything lives here
+//! so tests can reach it:
+//!
+//! - [`config`]: YAML → validated model, with every problem's path and line.
+//! - [`router`]: host + path → route.
+//! - [`upstream`]: backend groups, balancing policies, live load.
+//! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
+//! - [`admin`]: `/metrics`, `/status`, `/healthz`.
+//! - [`server`]: builds the Pingora server from a config.
+//! - [`demo`]: the demo backend used by `make run` and the tests.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod upstream;

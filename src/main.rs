@@ -1,0 +1,150 @@
+//! The `switchyard` command: parse the command line, load the config, hand
+//! over to the library. Exit codes: 0 ok, 1 invalid config or usage,
+//! 2 runtime failure (e.g. cannot bind).
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use switchyard::config::{self, Severity};
+use switchyard::server::{self, StartOptions};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An edge proxy and load balancer on Pingora")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the config.
+    Run {
+        #[arg(short, long)]
+        conf: String,
+        /// Run in the background (writes server.pid_file).
+        #[arg(short, long)]
+        daemon: bool,
+        /// Take over the listeners of a running instance (graceful upgrade).
+        #[arg(short, long)]
+        upgrade: bool,
+    },
+    /// Validate the config: print every problem, exit 0 (valid) or 1.
+    Check {
+        #[arg(short, long)]
+        conf: String,
+    },
+    /// Serve a demo backend that says who answered (for `make run` and tests).
+    DemoBackend {
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: String,
+        #[arg(long, default_value = "demo")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Check { conf } => check(&conf),
+        Command::Run { conf, daemon, upgrade } => run(&conf, StartOptions { daemon, upgrade }),
+        Command::DemoBackend { listen, name } => demo_backend(&listen, &name),
+    }
+}
+
+fn check(file: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("switchyard: cannot read {file}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (config, problems) = config::check_str(&text);
+    for p in &problems {
+        eprintln!("{file}: {p}");
+    }
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    match config {
+        Some(c) => {
+            println!(
+                "{file}: ok ({} listeners, {} upstreams, {} warnings)",
+                c.listeners.len(),
+                c.upstreams.len(),
+                problems.len()
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("{file}: {errors} error(s)");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(file: &str, start: StartOptions) -> ExitCode {
+    let loaded = match config::load_file(file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(loaded.config.server.error_log.as_deref());
+    for w in &loaded.warnings {
+        log::warn!("{file}: {w}");
+    }
+    if !start.upgrade {
+        if let Err(e) = server::check_bindable(&loaded.config) {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    log::info!("switchyard {} serving {file}", env!("CARGO_PKG_VERSION"));
+    server::build(&loaded.config, start).run_forever()
+}
+
+fn demo_backend(listen: &str, name: &str) -> ExitCode {
+    init_logging(None);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchyard: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => {
+                eprintln!("demo backend {name} listening on {listen}");
+                switchyard::demo::serve(l, name.into(), Arc::new(AtomicUsize::new(0))).await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchyard: cannot listen on {listen}: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+/// Logs to stderr, or appended to `server.error_log`. `RUST_LOG` overrides the level.
+fn init_logging(file: Option<&std::path::Path>) {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Some(path) = file {
+        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => {
+                b.target(env_logger::Target::Pipe(Box::new(f)));
+            }
+            Err(e) => eprintln!("switchyard: cannot open error_log {}: {e}; logging to stderr", path.display()),
+        }
+    }
+    let _ = b.try_init();
+}

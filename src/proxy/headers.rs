@@ -1,0 +1,164 @@
+//! Header rewriting between client and backend (SPEC "Headers to backends").
+//!
+//! To the backend: the client's Host kept; `X-Forwarded-For` gets the socket
+//! peer appended to any chain the client sent; `X-Forwarded-Proto` and
+//! `X-Forwarded-Host` are set by us, replacing client values. Hop-by-hop
+//! headers (RFC 9110 §7.6.1) are dropped in both directions.
+
+use http::header::{HeaderName, CONNECTION, HOST, TE, UPGRADE};
+use pingora::http::{RequestHeader, ResponseHeader};
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Sets the forwarding headers on the request to the backend.
+pub fn set_forwarding(req: &mut RequestHeader, client_ip: Option<std::net::IpAddr>, proto: &str) -> pingora::Result<()> {
+    let host = req
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    if let Some(ip) = client_ip {
+        let chain: Vec<String> = req
+            .headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        let value = if chain.is_empty() {
+            ip.to_string()
+        } else {
+            format!("{}, {ip}", chain.join(", "))
+        };
+        req.insert_header(X_FORWARDED_FOR, value)?;
+    }
+    req.insert_header(X_FORWARDED_PROTO, proto)?;
+    match host {
+        Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
+        None => {
+            req.remove_header(X_FORWARDED_HOST);
+        }
+    }
+    Ok(())
+}
+
+/// Names of the hop-by-hop headers in `headers`: the fixed set plus those
+/// listed in `Connection`.
+fn hop_by_hop(headers: &http::HeaderMap) -> Vec<HeaderName> {
+    let mut names = vec![
+        CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ];
+    for v in headers.get_all(CONNECTION) {
+        if let Ok(s) = v.to_str() {
+            for token in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if let Ok(n) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
+                    names.push(n);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Drops hop-by-hop headers from the request to the backend. An upgrade
+/// request (WebSocket) keeps `Connection: upgrade` and `Upgrade`, which
+/// Pingora needs to set up the tunnel; `TE: trailers` is kept.
+pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
+    let upgrade = req.headers.contains_key(UPGRADE)
+        && req
+            .headers
+            .get_all(CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade")));
+    let te_trailers = req
+        .headers
+        .get(TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    for name in hop_by_hop(&req.headers) {
+        if upgrade && (name == CONNECTION || name == UPGRADE) {
+            continue;
+        }
+        req.remove_header(&name);
+    }
+    if !upgrade {
+        req.remove_header(&UPGRADE);
+    }
+    req.remove_header(&TE);
+    if te_trailers {
+        let _ = req.insert_header(TE, "trailers");
+    }
+}
+
+/// Drops hop-by-hop headers from the backend's response, except on a 101
+/// (the tunnel needs `Connection`/`Upgrade`).
+pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    for name in hop_by_hop(&resp.headers) {
+        resp.remove_header(&name);
+    }
+    resp.remove_header(&UPGRADE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn appends_to_forwarded_for_and_replaces_proto_and_host() {
+        let mut r = req(&[
+            ("Host", "app.example"),
+            ("X-Forwarded-For", "1.1.1.1"),
+            ("X-Forwarded-For", "2.2.2.2"),
+            ("X-Forwarded-Proto", "gopher"),
+            ("X-Forwarded-Host", "evil.example"),
+        ]);
+        set_forwarding(&mut r, Some("10.0.0.9".parse().unwrap()), "http").unwrap();
+        assert_eq!(r.headers["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.9");
+        assert_eq!(r.headers.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(r.headers["x-forwarded-proto"], "http");
+        assert_eq!(r.headers["x-forwarded-host"], "app.example");
+        assert_eq!(r.headers["host"], "app.example");
+    }
+
+    #[test]
+    fn drops_hop_by_hop_request_headers() {
+        let mut r = req(&[
+            ("Connection", "close, X-Secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "gzip, trailers"),
+            ("Upgrade", "h2c"),
+            ("X-Kept", "1"),
+        ]);
+        strip_request_hop_by_hop(&mut r);
+        for gone in ["connection", "x-secret", "keep-alive", "proxy-connection", "upgrade"] {
+            assert!(!r.headers.contains_key(gone), "{gone} should be dropped");
+        }
+        assert_eq!(r.headers["te"], "trailers");
+        assert_eq!(r.headers["x-kept"], "1");
+    }
+
+    #[test]
+    fn keeps_websocket_upgrade() {
+        let mut r = req(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
+        strip_request_hop_by_hop(&mut r);
+        assert_eq!(r.headers["upgrade"], "websocket");
+        assert!(r.headers.contains_key("connection"));
+    }
+}

@@ -1,0 +1,228 @@
+//! The HTTP proxy: a thin Pingora [`ProxyHttp`] dispatcher. Each phase is a
+//! few lines that call into the router, the upstream group or the header and
+//! response helpers; per-request state lives in [`RequestCtx`].
+//!
+//! ```text
+//! request_filter ─── normalize target, route by host+path ──▶ 404 if none
+//!       │
+//! upstream_peer ──── select a backend not tried yet, take its in-flight guard
+//!       │               ├─ none selectable, first attempt ──▶ 503
+//!       │               └─ none left after connect failures ─▶ 502
+//! fail_to_connect ── retry on another backend while `retries` allow
+//! upstream_request_filter ── X-Forwarded-*, strip_prefix, hop-by-hop
+//! response_filter ── hop-by-hop
+//! fail_to_proxy ──── error → 502/503/504/400 with a short text body
+//! logging ────────── metrics; ctx drops → in-flight guard released
+//! ```
+
+mod ctx;
+mod headers;
+mod respond;
+mod route;
+
+pub use ctx::RequestCtx;
+pub use route::RouteRuntime;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::uri::{PathAndQuery, Uri};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorType, Result};
+
+use crate::admin::Metrics;
+use crate::router::{normalize_path, request_host, strip_prefix, Router};
+
+pub struct HttpProxy {
+    pub listener: String,
+    pub router: Router<Arc<RouteRuntime>>,
+    pub metrics: Arc<Metrics>,
+    /// `https` when the listener terminates TLS.
+    pub scheme: &'static str,
+}
+
+#[async_trait]
+impl ProxyHttp for HttpProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header_mut();
+        to_origin_form(req)?;
+        let host = request_host(req);
+        match self.router.find(&host, req.uri.path()) {
+            Some(route) => {
+                ctx.route = Some(Arc::clone(route));
+                Ok(false)
+            }
+            None => {
+                ctx.own_status = Some(404);
+                respond::answer(session, 404).await;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .clone()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream_peer without a route"))?;
+        let upstream = &route.upstream;
+        // Release the previous attempt's hold before picking again.
+        ctx.inflight = None;
+        let Some(index) = upstream.select(b"", &ctx.tried) else {
+            let (code, why) = if ctx.tried.is_empty() {
+                (503, "no backend is selectable")
+            } else {
+                (502, "connect failed on every backend tried")
+            };
+            return Err(Error::explain(ErrorType::HTTPStatus(code), why));
+        };
+        if !ctx.tried.is_empty() {
+            self.metrics
+                .upstream_retries
+                .with_label_values(&[&upstream.spec.name])
+                .inc();
+        }
+        ctx.tried.push(index);
+        ctx.inflight = Some(upstream.acquire(index));
+        let backend = upstream.backend(index);
+        self.metrics
+            .backend_requests
+            .with_label_values(&[&upstream.spec.name, &backend.addr])
+            .inc();
+        let mut peer = HttpPeer::new(backend.socket, false, String::new());
+        peer.options.connection_timeout = Some(upstream.spec.connect_timeout);
+        peer.options.read_timeout = Some(upstream.spec.read_timeout);
+        peer.options.write_timeout = Some(upstream.spec.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.spec.retries as usize);
+        log::warn!("connect to {} failed: {e}", peer._address);
+        // Nothing was sent yet, so another backend is always safe to try.
+        if ctx.tried.len() <= retries {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(route) = &ctx.route {
+            if route.strip_prefix {
+                let pq = upstream_request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let stripped = strip_prefix(&route.path_prefix, pq);
+                set_path_and_query(upstream_request, &stripped)?;
+            }
+        }
+        headers::strip_request_hop_by_hop(upstream_request);
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        headers::set_forwarding(upstream_request, client_ip, self.scheme)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        headers::strip_response_hop_by_hop(upstream_response);
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let code = respond::status_for(e);
+        if code > 0 && session.response_written().is_none() {
+            respond::answer(session, code).await;
+            ctx.own_status = Some(code);
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.own_status)
+            .unwrap_or(499);
+        let (route, upstream) = match &ctx.route {
+            Some(r) => (r.name.as_str(), r.upstream.spec.name.as_str()),
+            None => ("", ""),
+        };
+        let mut buf = itoa_buf();
+        self.metrics
+            .http_requests
+            .with_label_values(&[&self.listener, route, upstream, fmt_status(&mut buf, status)])
+            .inc();
+        if let Some(r) = &ctx.route {
+            r.duration.observe(ctx.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Turns an absolute-form target into origin-form with its authority as
+/// Host (RFC 9112 §3.2.2), and removes dot-segments from the path.
+fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
+    if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_owned()) {
+        req.insert_header(http::header::HOST, authority)?;
+    }
+    let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let (path, query) = match pq.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (pq, None),
+    };
+    let normalized = normalize_path(if path.is_empty() { "/" } else { path });
+    let rebuilt = match query {
+        Some(q) => format!("{normalized}?{q}"),
+        None => normalized.into_owned(),
+    };
+    if req.uri.authority().is_some() || rebuilt != pq {
+        set_path_and_query(req, &rebuilt)?;
+    }
+    Ok(())
+}
+
+fn set_path_and_query(req: &mut RequestHeader, pq: &str) -> Result<()> {
+    let pq: PathAndQuery = pq
+        .parse()
+        .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad request target"))?;
+    req.set_uri(Uri::from(pq));
+    Ok(())
+}
+
+fn itoa_buf() -> [u8; 3] {
+    [0; 3]
+}
+
+/// Status codes as label text without allocating.
+fn fmt_status(buf: &mut [u8; 3], status: u16) -> &str {
+    let s = status.min(999);
+    buf[0] = b'0' + (s / 100) as u8;
+    buf[1] = b'0' + (s / 10 % 10) as u8;
+    buf[2] = b'0' + (s % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("000")
+}

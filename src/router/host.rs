@@ -1,0 +1,55 @@
+//! Which host a request is for: the authority of an absolute-form target
+//! (RFC 9112 §3.2.2), else the Host header. Port and trailing dot removed,
+//! lower-cased.
+
+use pingora::http::RequestHeader;
+
+/// The routing host of `req`, or `""` when the request names none.
+pub fn request_host(req: &RequestHeader) -> String {
+    let raw = match req.uri.authority() {
+        Some(a) => a.as_str(),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
+    normalize_host(raw)
+}
+
+/// `API.Example.com.:8080` → `api.example.com`; `[::1]:80` → `[::1]`.
+pub fn normalize_host(raw: &str) -> String {
+    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
+    let host = if raw.starts_with('[') {
+        match raw.find(']') {
+            Some(i) => &raw[..=i],
+            None => raw,
+        }
+    } else {
+        raw.split(':').next().unwrap_or("")
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_port_case_and_dot() {
+        assert_eq!(normalize_host("API.Example.COM:8080"), "api.example.com");
+        assert_eq!(normalize_host("example.com."), "example.com");
+        assert_eq!(normalize_host("[::1]:8080"), "[::1]");
+        assert_eq!(normalize_host(""), "");
+    }
+
+    #[test]
+    fn absolute_form_wins_over_host_header() {
+        let mut req = RequestHeader::build("GET", b"http://Target.example:81/p", None).unwrap();
+        req.insert_header("Host", "other.example").unwrap();
+        assert_eq!(request_host(&req), "target.example");
+        let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
+        req.insert_header("Host", "other.example:8080").unwrap();
+        assert_eq!(request_host(&req), "other.example");
+    }
+}

@@ -1,0 +1,134 @@
+//! Builds the Pingora server from a validated config: one proxy service per
+//! http listener, the admin service, and the `server:` settings mapped onto
+//! Pingora's `ServerConf`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::admin::{AdminApp, Metrics};
+use crate::config::{Config, ListenerKind, ServerSettings};
+use crate::proxy::{HttpProxy, RouteRuntime};
+use crate::router::Router;
+use crate::upstream::Upstream;
+
+/// How to start: the `-d`/`-u` flags of `switchyard run`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StartOptions {
+    pub daemon: bool,
+    pub upgrade: bool,
+}
+
+/// Maps `server:` onto Pingora's settings. Pingora counts grace periods in
+/// whole seconds, so sub-second values round up.
+pub fn server_conf(s: &ServerSettings, daemon: bool) -> ServerConf {
+    let secs = |d: std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let threads = s
+        .threads
+        .map(|n| n.get())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1);
+    ServerConf {
+        version: 1,
+        daemon,
+        threads,
+        pid_file: s.pid_file.to_string_lossy().into_owned(),
+        upgrade_sock: s.upgrade_sock.to_string_lossy().into_owned(),
+        error_log: s.error_log.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        grace_period_seconds: Some(secs(s.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(secs(s.shutdown_timeout)),
+        ..ServerConf::default()
+    }
+}
+
+/// Every address this config listens on, for the bind pre-check.
+pub fn listen_addrs(config: &Config) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = config.listeners.iter().map(|l| l.listen).collect();
+    addrs.extend(config.admin.as_ref().map(|a| a.listen));
+    addrs
+}
+
+/// Pingora panics in a worker thread when a listener cannot bind; try each
+/// address first so `run` can exit 2 with a clear message instead.
+pub fn check_bindable(config: &Config) -> Result<(), String> {
+    for addr in listen_addrs(config) {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            return Err(format!("cannot listen on {addr}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the server with all services added; call `run_forever` on it.
+pub fn build(config: &Config, start: StartOptions) -> Server {
+    let opt = Opt {
+        upgrade: start.upgrade,
+        daemon: start.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server, start.daemon));
+    server.bootstrap();
+
+    let metrics = Arc::new(Metrics::new());
+    let upstreams: BTreeMap<&str, Arc<Upstream>> = config
+        .upstreams
+        .iter()
+        .map(|(name, spec)| (name.as_str(), Arc::new(Upstream::build(Arc::clone(spec)))))
+        .collect();
+
+    for listener in &config.listeners {
+        let ListenerKind::Http { routes } = &listener.kind else {
+            log::warn!("listener {}: tcp listeners are not served yet; skipped", listener.name);
+            continue;
+        };
+        let router = Router::new(
+            routes
+                .iter()
+                .filter_map(|r| {
+                    let upstream = upstreams.get(r.upstream.as_str())?;
+                    let rt = RouteRuntime::new(&listener.name, r, Arc::clone(upstream), &metrics);
+                    Some((r, Arc::new(rt)))
+                })
+                .collect(),
+        );
+        let app = HttpProxy {
+            listener: listener.name.clone(),
+            router,
+            metrics: Arc::clone(&metrics),
+            scheme: if listener.tls.is_some() { "https" } else { "http" },
+        };
+        let mut service = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            app,
+            &format!("listener {}", listener.name),
+        );
+        let addr = listener.listen.to_string();
+        match &listener.tls {
+            Some(tls) => {
+                let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
+                if let Err(e) = service.add_tls(&addr, &cert, &key) {
+                    log::error!("listener {}: cannot load TLS certificate: {e}", listener.name);
+                    std::process::exit(1);
+                }
+            }
+            None => service.add_tcp(&addr),
+        }
+        server.add_service(service);
+    }
+
+    if let Some(admin) = &config.admin {
+        let app = AdminApp {
+            metrics: Arc::clone(&metrics),
+            upstreams: upstreams.values().cloned().collect(),
+        };
+        let mut service = Service::new("admin".to_string(), app);
+        service.add_tcp(&admin.listen.to_string());
+        service.threads = Some(1);
+        server.add_service(service);
+    }
+    server
+}

@@ -1,0 +1,34 @@
+//! Balancing policies, each a Pingora [`BackendSelection`] so `LoadBalancer`
+//! keeps discovery, health and rebuild-on-change. A policy only *orders*
+//! candidates; whether a candidate may be used (up, not draining, not tried
+//! yet in this request) is decided by one `accept` function in
+//! [`super::Upstream::select`].
+//!
+//! Every selector is built with the upstream's [`SelectionContext`]: the
+//! shared load table, so load-aware policies read live in-flight counts that
+//! survive rebuilds.
+
+mod round_robin;
+
+pub use round_robin::RoundRobin;
+
+use std::sync::Arc;
+
+use pingora::lb::Backend;
+
+use super::load::LoadTable;
+
+/// Handed to every selector at (re)build.
+#[derive(Clone, Debug)]
+pub struct SelectionContext {
+    pub load: Arc<LoadTable>,
+}
+
+/// The config position of a backend, stored in its `ext` when the upstream is
+/// built so selectors and the proxy can index per-backend tables in O(1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendIndex(pub usize);
+
+pub fn index_of(b: &Backend) -> Option<usize> {
+    b.ext.get::<BackendIndex>().map(|i| i.0)
+}
