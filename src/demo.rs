@@ -5,7 +5,8 @@
 //! Every request gets `200 OK` (keep-alive) with `X-Backend: <name>` and a
 //! text body listing the backend name, method, target, body size and every
 //! request header, one per line (`header <name>: <value>`). Query parameters
-//! steer it: `sleep_ms=N` waits before answering, `status=N` answers N.
+//! steer it: `sleep_ms=N` waits before answering, `status=N` answers N,
+//! `pad=N` appends N bytes of `x` to the body (for large responses).
 //! Request bodies may use Content-Length or chunked encoding.
 
 use std::io;
@@ -90,6 +91,9 @@ async fn connection(stream: TcpStream, name: &str, hits: &AtomicUsize) -> io::Re
         );
         for (k, v) in &req.headers {
             body.push_str(&format!("header {}: {v}\n", k.to_ascii_lowercase()));
+        }
+        if let Some(pad) = req.query("pad").and_then(|v| v.parse::<usize>().ok()) {
+            body.push_str(&"x".repeat(pad.min(64 << 20)));
         }
         let keep = req.keep_alive();
         let head = format!(

@@ -3,7 +3,9 @@
 //! To the backend: the client's Host kept; `X-Forwarded-For` gets the socket
 //! peer appended to any chain the client sent; `X-Forwarded-Proto` and
 //! `X-Forwarded-Host` are set by us, replacing client values. Hop-by-hop
-//! headers (RFC 9110 §7.6.1) are dropped in both directions.
+//! headers (RFC 9110 §7.6.1) are dropped in both directions: on requests by
+//! Pingora's standard upstream policy (we only restore `TE: trailers`), on
+//! responses here.
 
 use http::header::{HeaderName, CONNECTION, HOST, TE, UPGRADE};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -64,34 +66,22 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// Drops hop-by-hop headers from the request to the backend. An upgrade
-/// request (WebSocket) keeps `Connection: upgrade` and `Upgrade`, which
-/// Pingora needs to set up the tunnel; `TE: trailers` is kept.
-pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
-    let upgrade = req.headers.contains_key(UPGRADE)
-        && req
-            .headers
-            .get_all(CONNECTION)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade")));
-    let te_trailers = req
+/// Pingora's standard upstream policy already drops the request's hop-by-hop
+/// headers (those named in `Connection`, `Keep-Alive`, `Proxy-Connection`,
+/// `TE`, `Upgrade` except for WebSocket) before our filter runs. It drops `TE`
+/// whole; RFC 9110 §10.1.4 lets `TE: trailers` through, so put that back when
+/// the client sent it.
+pub fn restore_te_trailers(client: &RequestHeader, upstream: &mut RequestHeader) -> pingora::Result<()> {
+    let wants_trailers = client
         .headers
-        .get(TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
-    for name in hop_by_hop(&req.headers) {
-        if upgrade && (name == CONNECTION || name == UPGRADE) {
-            continue;
-        }
-        req.remove_header(&name);
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    if wants_trailers {
+        upstream.insert_header(TE, "trailers")?;
     }
-    if !upgrade {
-        req.remove_header(&UPGRADE);
-    }
-    req.remove_header(&TE);
-    if te_trailers {
-        let _ = req.insert_header(TE, "trailers");
-    }
+    Ok(())
 }
 
 /// Drops hop-by-hop headers from the backend's response, except on a 101
@@ -136,29 +126,27 @@ mod tests {
     }
 
     #[test]
-    fn drops_hop_by_hop_request_headers() {
-        let mut r = req(&[
-            ("Connection", "close, X-Secret"),
-            ("X-Secret", "1"),
-            ("Keep-Alive", "timeout=5"),
-            ("Proxy-Connection", "keep-alive"),
-            ("TE", "gzip, trailers"),
-            ("Upgrade", "h2c"),
-            ("X-Kept", "1"),
-        ]);
-        strip_request_hop_by_hop(&mut r);
-        for gone in ["connection", "x-secret", "keep-alive", "proxy-connection", "upgrade"] {
-            assert!(!r.headers.contains_key(gone), "{gone} should be dropped");
-        }
-        assert_eq!(r.headers["te"], "trailers");
-        assert_eq!(r.headers["x-kept"], "1");
+    fn te_trailers_survives_and_other_te_does_not() {
+        let client = req(&[("TE", "gzip, trailers")]);
+        let mut up = req(&[]);
+        restore_te_trailers(&client, &mut up).unwrap();
+        assert_eq!(up.headers["te"], "trailers");
+        let client = req(&[("TE", "gzip")]);
+        let mut up = req(&[]);
+        restore_te_trailers(&client, &mut up).unwrap();
+        assert!(!up.headers.contains_key("te"));
     }
 
     #[test]
-    fn keeps_websocket_upgrade() {
-        let mut r = req(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
-        strip_request_hop_by_hop(&mut r);
-        assert_eq!(r.headers["upgrade"], "websocket");
-        assert!(r.headers.contains_key("connection"));
+    fn drops_hop_by_hop_response_headers() {
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        for (k, v) in [("Connection", "X-Private"), ("X-Private", "1"), ("Keep-Alive", "5"), ("X-Kept", "1")] {
+            r.append_header(k, v).unwrap();
+        }
+        strip_response_hop_by_hop(&mut r);
+        assert!(!r.headers.contains_key("x-private"));
+        assert!(!r.headers.contains_key("keep-alive"));
+        assert!(!r.headers.contains_key("connection"));
+        assert_eq!(r.headers["x-kept"], "1");
     }
 }

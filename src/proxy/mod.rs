@@ -9,7 +9,7 @@
 //!       │               ├─ none selectable, first attempt ──▶ 503
 //!       │               └─ none left after connect failures ─▶ 502
 //! fail_to_connect ── retry on another backend while `retries` allow
-//! upstream_request_filter ── X-Forwarded-*, strip_prefix, hop-by-hop
+//! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers
 //! response_filter ── hop-by-hop
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
 //! logging ────────── metrics; ctx drops → in-flight guard released
@@ -33,7 +33,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::admin::Metrics;
-use crate::router::{normalize_path, request_host, strip_prefix, Router};
+use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
 
 pub struct HttpProxy {
     pub listener: String,
@@ -133,7 +133,7 @@ impl ProxyHttp for HttpProxy {
                 set_path_and_query(upstream_request, &stripped)?;
             }
         }
-        headers::strip_request_hop_by_hop(upstream_request);
+        headers::restore_te_trailers(session.req_header(), upstream_request)?;
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -187,7 +187,8 @@ impl ProxyHttp for HttpProxy {
 /// Turns an absolute-form target into origin-form with its authority as
 /// Host (RFC 9112 §3.2.2), and removes dot-segments from the path.
 fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
-    if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_owned()) {
+    let authority = absolute_form_authority(req).map(str::to_owned);
+    if let Some(authority) = &authority {
         req.insert_header(http::header::HOST, authority)?;
     }
     let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -200,7 +201,7 @@ fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
         Some(q) => format!("{normalized}?{q}"),
         None => normalized.into_owned(),
     };
-    if req.uri.authority().is_some() || rebuilt != pq {
+    if authority.is_some() || rebuilt != pq {
         set_path_and_query(req, &rebuilt)?;
     }
     Ok(())

@@ -1,13 +1,28 @@
 //! Which host a request is for: the authority of an absolute-form target
 //! (RFC 9112 §3.2.2), else the Host header. Port and trailing dot removed,
 //! lower-cased.
+//!
+//! Pingora keeps an absolute-form target only in the raw request line (the
+//! parsed `Uri` holds the path), and has already rejected a request whose Host
+//! differs from that authority, so the two never disagree here.
 
 use pingora::http::RequestHeader;
 
+/// The authority of an absolute-form request target (`http://a.example/p`).
+pub fn absolute_form_authority(req: &RequestHeader) -> Option<&str> {
+    if let Some(a) = req.uri.authority() {
+        return Some(a.as_str());
+    }
+    let raw = std::str::from_utf8(req.raw_path()).ok()?;
+    let rest = raw.split_once("://").filter(|(scheme, _)| !scheme.contains('/'))?.1;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|a| !a.is_empty())
+}
+
 /// The routing host of `req`, or `""` when the request names none.
 pub fn request_host(req: &RequestHeader) -> String {
-    let raw = match req.uri.authority() {
-        Some(a) => a.as_str(),
+    let raw = match absolute_form_authority(req) {
+        Some(a) => a,
         None => req
             .headers
             .get(http::header::HOST)

@@ -1,0 +1,233 @@
+//! Shared harness for the integration tests: the real `switchyard` binary on
+//! loopback with a temp config, demo backends on ephemeral ports that say who
+//! answered, and a small raw HTTP/1.1 client (so tests control every byte).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use switchyard::demo::DemoServer;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `n` demo backends named `{prefix}-1` .. `{prefix}-n`.
+pub fn backends(prefix: &str, n: usize) -> Vec<DemoServer> {
+    (1..=n)
+        .map(|i| DemoServer::start(&format!("{prefix}-{i}"), "127.0.0.1:0").unwrap())
+        .collect()
+}
+
+/// `backends: [...]` YAML for demo servers.
+pub fn backend_list(servers: &[DemoServer]) -> String {
+    let items: Vec<String> = servers.iter().map(|s| format!("{{ addr: \"{}\" }}", s.addr)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A running `switchyard run`; killed when dropped.
+pub struct Proxy {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Proxy {
+    /// Starts switchyard on `config`, in which `{HTTP}` and `{ADMIN}` are
+    /// replaced by fresh loopback addresses. Waits until both accept.
+    pub fn start(config: &str) -> Proxy {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let text = config
+            .replace("{HTTP}", &http.to_string())
+            .replace("{ADMIN}", &admin.to_string())
+            .replace("{DIR}", &dir.path().to_string_lossy());
+        let conf = dir.path().join("switchyard.yaml");
+        std::fs::write(&conf, text).unwrap();
+        let log = std::fs::File::create(dir.path().join("switchyard.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut p = Proxy { child, dir, http, admin };
+        p.wait_ready();
+        p
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("switchyard exited early ({status}):\n{}", self.log());
+            }
+            let up = |a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok();
+            if up(self.http) && up(self.admin) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("switchyard did not start listening:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("switchyard.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, host: &str, target: &str) -> Response {
+        get(self.http, host, target)
+    }
+
+    pub fn metrics(&self) -> String {
+        get(self.admin, "admin", "/metrics").body
+    }
+
+    /// The value of one metric sample, e.g. `switchyard_upstream_retries_total{upstream="a"}`.
+    /// Labels are matched as a set, in any order.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric_value(&self.metrics(), name, labels)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (n, rest) = match series.find('{') {
+            Some(i) => (&series[..i], &series[i..]),
+            None => (series, ""),
+        };
+        if n != name {
+            return None;
+        }
+        let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        let count = rest.matches("=\"").count();
+        (all && count == labels.len()).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Which demo backend answered.
+    pub fn backend(&self) -> Option<&str> {
+        self.line_value("backend: ")
+    }
+
+    /// The target the backend saw.
+    pub fn target(&self) -> Option<&str> {
+        self.line_value("target: ")
+    }
+
+    /// A request header as the backend received it (lower-case name).
+    pub fn seen_header(&self, name: &str) -> Option<&str> {
+        self.line_value(&format!("header {name}: "))
+    }
+
+    pub fn seen_headers(&self, name: &str) -> Vec<&str> {
+        let prefix = format!("header {name}: ");
+        self.body.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
+    }
+
+    fn line_value(&self, prefix: &str) -> Option<&str> {
+        self.body.lines().find_map(|l| l.strip_prefix(prefix))
+    }
+}
+
+pub fn get(addr: SocketAddr, host: &str, target: &str) -> Response {
+    send(addr, format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+/// Sends raw bytes on a fresh connection and reads one response.
+pub fn send(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(raw).unwrap();
+    read_response(&mut BufReader::new(s)).expect("a response")
+}
+
+/// Reads one response (Content-Length, chunked, or until close).
+pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Option<Response> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut resp = Response { status, headers, body: String::new() };
+    let mut body = Vec::new();
+    if resp.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = resp.header("content-length") {
+        let mut b = vec![0; len.parse().ok()?];
+        r.read_exact(&mut b).ok()?;
+        body = b;
+    } else if status != 204 && status != 304 {
+        r.read_to_end(&mut body).ok()?;
+    }
+    resp.body = String::from_utf8_lossy(&body).into_owned();
+    Some(resp)
+}
+
+/// Runs `switchyard check -c FILE`; returns (exit code, stdout, stderr).
+pub fn check(file: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(BIN).args(["check", "-c"]).arg(file).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
