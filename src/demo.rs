@@ -126,7 +126,11 @@ async fn read_request(stream: &mut BufReader<TcpStream>) -> io::Result<Option<Re
         let mut line = String::new();
         let n = stream.read_line(&mut line).await?;
         if n == 0 {
-            return if lines.is_empty() { Ok(None) } else { Err(bad("eof in head")) };
+            return if lines.is_empty() {
+                Ok(None)
+            } else {
+                Err(bad("eof in head"))
+            };
         }
         total += n;
         if total > MAX_HEAD {
@@ -142,7 +146,8 @@ async fn read_request(stream: &mut BufReader<TcpStream>) -> io::Result<Option<Re
         lines.push(line);
     }
     let mut parts = lines[0].split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad("bad request line"));
     };
     let headers: Vec<(String, String)> = lines[1..]
@@ -193,7 +198,11 @@ async fn read_chunked(stream: &mut BufReader<TcpStream>) -> io::Result<usize> {
                 }
             }
         }
-        let copied = tokio::io::copy(&mut (&mut *stream).take(size as u64 + 2), &mut tokio::io::sink()).await?;
+        let copied = tokio::io::copy(
+            &mut (&mut *stream).take(size as u64 + 2),
+            &mut tokio::io::sink(),
+        )
+        .await?;
         if copied != size as u64 + 2 {
             return Err(bad("chunk cut short"));
         }
@@ -219,7 +228,9 @@ impl DemoServer {
         let local = std_listener.local_addr()?;
         let hits = Arc::new(AtomicUsize::new(0));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let (thread_name, thread_hits) = (Arc::<str>::from(name), Arc::clone(&hits));
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {

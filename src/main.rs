@@ -11,7 +11,11 @@ use switchyard::config::{self, Severity};
 use switchyard::server::{self, StartOptions};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An edge proxy and load balancer on Pingora")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An edge proxy and load balancer on Pingora"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,12 +53,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
         Command::Check { conf } => check(&conf),
-        Command::Run { conf, daemon, upgrade } => run(&conf, StartOptions { daemon, upgrade }),
+        Command::Run {
+            conf,
+            daemon,
+            upgrade,
+        } => run(&conf, StartOptions { daemon, upgrade }),
         Command::DemoBackend { listen, name } => demo_backend(&listen, &name),
     }
 }
@@ -71,7 +83,10 @@ fn check(file: &str) -> ExitCode {
     for p in &problems {
         eprintln!("{file}: {p}");
     }
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     match config {
         Some(c) => {
             println!(
@@ -139,11 +154,18 @@ fn demo_backend(listen: &str, name: &str) -> ExitCode {
 fn init_logging(file: Option<&std::path::Path>) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if let Some(path) = file {
-        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             Ok(f) => {
                 b.target(env_logger::Target::Pipe(Box::new(f)));
             }
-            Err(e) => eprintln!("switchyard: cannot open error_log {}: {e}; logging to stderr", path.display()),
+            Err(e) => eprintln!(
+                "switchyard: cannot open error_log {}: {e}; logging to stderr",
+                path.display()
+            ),
         }
     }
     let _ = b.try_init();

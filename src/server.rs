@@ -38,7 +38,10 @@ pub fn server_conf(s: &ServerSettings, daemon: bool) -> ServerConf {
         threads,
         pid_file: s.pid_file.to_string_lossy().into_owned(),
         upgrade_sock: s.upgrade_sock.to_string_lossy().into_owned(),
-        error_log: s.error_log.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        error_log: s
+            .error_log
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         grace_period_seconds: Some(secs(s.grace_period)),
         graceful_shutdown_timeout_seconds: Some(secs(s.shutdown_timeout)),
         ..ServerConf::default()
@@ -82,7 +85,10 @@ pub fn build(config: &Config, start: StartOptions) -> Server {
 
     for listener in &config.listeners {
         let ListenerKind::Http { routes } = &listener.kind else {
-            log::warn!("listener {}: tcp listeners are not served yet; skipped", listener.name);
+            log::warn!(
+                "listener {}: tcp listeners are not served yet; skipped",
+                listener.name
+            );
             continue;
         };
         let router = Router::new(
@@ -99,7 +105,11 @@ pub fn build(config: &Config, start: StartOptions) -> Server {
             listener: listener.name.clone(),
             router,
             metrics: Arc::clone(&metrics),
-            scheme: if listener.tls.is_some() { "https" } else { "http" },
+            scheme: if listener.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         };
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
@@ -111,7 +121,10 @@ pub fn build(config: &Config, start: StartOptions) -> Server {
             Some(tls) => {
                 let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
                 if let Err(e) = service.add_tls(&addr, &cert, &key) {
-                    log::error!("listener {}: cannot load TLS certificate: {e}", listener.name);
+                    log::error!(
+                        "listener {}: cannot load TLS certificate: {e}",
+                        listener.name
+                    );
                     std::process::exit(1);
                 }
             }

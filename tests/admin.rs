@@ -39,7 +39,11 @@ fn healthz_status_and_metrics() {
         assert!(m.contains(name), "{name} missing from:\n{m}");
     }
     let per_backend = |i: usize| {
-        metric_value(&m, "switchyard_backend_requests_total", &[("upstream", "pool"), ("backend", &b[i].addr.to_string())])
+        metric_value(
+            &m,
+            "switchyard_backend_requests_total",
+            &[("upstream", "pool"), ("backend", &b[i].addr.to_string())],
+        )
     };
     assert_eq!(per_backend(0), Some(2.0));
     assert_eq!(per_backend(1), Some(2.0));
@@ -59,10 +63,15 @@ fn inflight_is_counted_while_a_request_is_open_and_released_after() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut seen = 0.0;
     while std::time::Instant::now() < deadline && seen < 1.0 {
-        seen = proxy.metric("switchyard_backend_inflight", &labels).unwrap_or(0.0);
+        seen = proxy
+            .metric("switchyard_backend_inflight", &labels)
+            .unwrap_or(0.0);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(seen, 1.0);
     assert_eq!(slow.join().unwrap(), 200);
-    assert_eq!(proxy.metric("switchyard_backend_inflight", &labels), Some(0.0));
+    assert_eq!(
+        proxy.metric("switchyard_backend_inflight", &labels),
+        Some(0.0)
+    );
 }

@@ -22,7 +22,10 @@ fn forwarding_headers_are_set_and_host_is_kept() {
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.seen_header("host"), Some("App.Example:8080"));
-    assert_eq!(r.seen_headers("x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(
+        r.seen_headers("x-forwarded-for"),
+        ["203.0.113.7, 127.0.0.1"]
+    );
     assert_eq!(r.seen_headers("x-forwarded-proto"), ["http"]);
     assert_eq!(r.seen_headers("x-forwarded-host"), ["App.Example:8080"]);
 }
@@ -46,7 +49,11 @@ fn hop_by_hop_headers_are_not_forwarded() {
 fn request_bodies_arrive_whole_with_either_framing() {
     let (proxy, _b) = proxy();
     let body = vec![b'a'; 300_000];
-    let mut raw = format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    let mut raw = format!(
+        "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     raw.extend_from_slice(&body);
     let r = send(proxy.http, &raw);
     assert_eq!(r.status, 200);
@@ -78,11 +85,13 @@ fn keep_alive_connections_carry_many_requests() {
     use std::io::{BufReader, Write};
     let (proxy, _b) = proxy();
     let s = std::net::TcpStream::connect(proxy.http).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
     for i in 0..5 {
-        w.write_all(format!("GET /n{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).unwrap();
+        w.write_all(format!("GET /n{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .unwrap();
         let r = read_response(&mut reader).unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(r.target(), Some(format!("/n{i}").as_str()));

@@ -36,7 +36,10 @@ upstreams:
         backend_list(&any),
         backend_list(&any_api),
     );
-    (Proxy::start(&config), vec![exact, exact_v2, wild, any, any_api])
+    (
+        Proxy::start(&config),
+        vec![exact, exact_v2, wild, any, any_api],
+    )
 }
 
 #[test]
@@ -45,14 +48,20 @@ fn host_precedence_and_longest_prefix() {
     let who = |host: &str, path: &str| proxy.get(host, path).backend().map(str::to_owned);
     // Exact host beats wildcard beats any; case and port are ignored.
     assert_eq!(who("app.example.com", "/x").as_deref(), Some("exact-1"));
-    assert_eq!(who("APP.EXAMPLE.COM:8080", "/x").as_deref(), Some("exact-1"));
+    assert_eq!(
+        who("APP.EXAMPLE.COM:8080", "/x").as_deref(),
+        Some("exact-1")
+    );
     assert_eq!(who("www.example.com", "/x").as_deref(), Some("wild-1"));
     assert_eq!(who("deep.sub.example.com", "/x").as_deref(), Some("wild-1"));
     assert_eq!(who("example.com", "/x").as_deref(), Some("any-1"));
     assert_eq!(who("elsewhere.org", "/x").as_deref(), Some("any-1"));
     // Longest prefix within the host, segment-aware.
     assert_eq!(who("app.example.com", "/v2").as_deref(), Some("exact-v2-1"));
-    assert_eq!(who("app.example.com", "/v2/users").as_deref(), Some("exact-v2-1"));
+    assert_eq!(
+        who("app.example.com", "/v2/users").as_deref(),
+        Some("exact-v2-1")
+    );
     assert_eq!(who("app.example.com", "/v20").as_deref(), Some("exact-1"));
     assert_eq!(who("elsewhere.org", "/api/x").as_deref(), Some("any-api-1"));
     assert_eq!(who("elsewhere.org", "/apix").as_deref(), Some("any-1"));
@@ -76,7 +85,9 @@ fn absolute_form_routes_by_its_authority() {
     let (proxy, _b) = setup();
     // Without Host (HTTP/1.0 style) and with a Host equal to the authority.
     for host in ["", "Host: app.example.com\r\n"] {
-        let raw = format!("GET http://app.example.com/v2/x/../y?q=1 HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+        let raw = format!(
+            "GET http://app.example.com/v2/x/../y?q=1 HTTP/1.1\r\n{host}Connection: close\r\n\r\n"
+        );
         let r = send(proxy.http, raw.as_bytes());
         assert_eq!(r.status, 200, "{host:?}");
         assert_eq!(r.backend(), Some("exact-v2-1"));

@@ -45,10 +45,18 @@ fn connect_failure_on_every_backend_is_502_after_retries() {
     // 1 + retries backends were tried, one retry counted.
     let sent: f64 = [&a, &b, &c]
         .iter()
-        .filter_map(|addr| proxy.metric("switchyard_backend_requests_total", &[("upstream", "dead"), ("backend", addr)]))
+        .filter_map(|addr| {
+            proxy.metric(
+                "switchyard_backend_requests_total",
+                &[("upstream", "dead"), ("backend", addr)],
+            )
+        })
         .sum();
     assert_eq!(sent, 2.0);
-    assert_eq!(proxy.metric("switchyard_upstream_retries_total", &[("upstream", "dead")]), Some(1.0));
+    assert_eq!(
+        proxy.metric("switchyard_upstream_retries_total", &[("upstream", "dead")]),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -68,14 +76,22 @@ fn a_dead_backend_costs_no_failed_request_when_retries_allow() {
         assert!(r.backend().unwrap().starts_with("live-"));
     }
     assert_eq!(live[0].hits() + live[1].hits(), 12);
-    assert!(proxy.metric("switchyard_upstream_retries_total", &[("upstream", "u")]).unwrap() >= 3.0);
+    assert!(
+        proxy
+            .metric("switchyard_upstream_retries_total", &[("upstream", "u")])
+            .unwrap()
+            >= 3.0
+    );
 }
 
 #[test]
 fn nothing_selectable_is_503() {
     let live = backends("drained", 1);
     let proxy = proxy_for(
-        &format!("  u: {{ backends: [{{ addr: \"{}\", weight: 0 }}] }}", live[0].addr),
+        &format!(
+            "  u: {{ backends: [{{ addr: \"{}\", weight: 0 }}] }}",
+            live[0].addr
+        ),
         "      - { upstream: u }",
     );
     let r = proxy.get("x", "/");
@@ -88,7 +104,10 @@ fn nothing_selectable_is_503() {
 fn slow_backend_is_504_after_read_timeout() {
     let slow = backends("slow", 1);
     let proxy = proxy_for(
-        &format!("  u: {{ read_timeout: 300ms, backends: {} }}", backend_list(&slow)),
+        &format!(
+            "  u: {{ read_timeout: 300ms, backends: {} }}",
+            backend_list(&slow)
+        ),
         "      - { upstream: u }",
     );
     let started = std::time::Instant::now();
@@ -103,7 +122,10 @@ fn slow_backend_is_504_after_read_timeout() {
 #[test]
 fn connect_is_405() {
     let live = backends("live", 1);
-    let proxy = proxy_for(&format!("  u: {{ backends: {} }}", backend_list(&live)), "      - { upstream: u }");
+    let proxy = proxy_for(
+        &format!("  u: {{ backends: {} }}", backend_list(&live)),
+        "      - { upstream: u }",
+    );
     let target = live[0].addr.to_string();
     let r = send(
         proxy.http,
@@ -124,9 +146,33 @@ fn statuses_are_counted_per_route() {
     proxy.get("a.example", "/?status=500");
     proxy.get("nowhere.example", "/");
     let m = |labels: &[(&str, &str)]| proxy.metric("switchyard_http_requests_total", labels);
-    assert_eq!(m(&[("listener", "web"), ("route", "main"), ("upstream", "u"), ("status", "200")]), Some(1.0));
-    assert_eq!(m(&[("listener", "web"), ("route", "main"), ("upstream", "u"), ("status", "500")]), Some(1.0));
-    assert_eq!(m(&[("listener", "web"), ("route", ""), ("upstream", ""), ("status", "404")]), Some(1.0));
+    assert_eq!(
+        m(&[
+            ("listener", "web"),
+            ("route", "main"),
+            ("upstream", "u"),
+            ("status", "200")
+        ]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m(&[
+            ("listener", "web"),
+            ("route", "main"),
+            ("upstream", "u"),
+            ("status", "500")
+        ]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m(&[
+            ("listener", "web"),
+            ("route", ""),
+            ("upstream", ""),
+            ("status", "404")
+        ]),
+        Some(1.0)
+    );
     assert_eq!(
         proxy.metric(
             "switchyard_http_request_duration_seconds_count",

@@ -34,10 +34,17 @@ impl Metrics {
             c
         }
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            reg(&registry, IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition"))
+            reg(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels)
+                    .expect("static metric definition"),
+            )
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
-            reg(&registry, IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition"))
+            reg(
+                &registry,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition"),
+            )
         };
         let ub = ["upstream", "backend"];
         Self {
@@ -63,8 +70,16 @@ impl Metrics {
                 "HTTP requests and TCP connections sent to each backend (retries included)",
                 &ub,
             ),
-            backend_inflight: gauge("switchyard_backend_inflight", "Requests or connections in flight per backend", &ub),
-            backend_up: gauge("switchyard_backend_up", "1 if the backend passes health checks, else 0", &ub),
+            backend_inflight: gauge(
+                "switchyard_backend_inflight",
+                "Requests or connections in flight per backend",
+                &ub,
+            ),
+            backend_up: gauge(
+                "switchyard_backend_up",
+                "1 if the backend passes health checks, else 0",
+                &ub,
+            ),
             circuit_state: gauge(
                 "switchyard_circuit_state",
                 "Circuit breaker per backend: 0 closed, 1 open, 2 half-open",

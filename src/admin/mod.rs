@@ -26,12 +26,20 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         if req.method != Method::GET && req.method != Method::HEAD {
-            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"405 method not allowed\n".to_vec());
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"405 method not allowed\n".to_vec(),
+            );
         }
         match req.uri.path() {
             "/metrics" => {
                 self.metrics.refresh(&self.upstreams);
-                reply(StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render().into_bytes())
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.metrics.render().into_bytes(),
+                )
             }
             "/status" => {
                 let body = serde_json::to_vec_pretty(&status::snapshot(&self.upstreams))

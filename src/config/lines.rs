@@ -51,8 +51,12 @@ impl LineIndex {
 
 enum Frame {
     /// A mapping; `key` holds the key just read while its value is pending.
-    Map { key: Option<String> },
-    Seq { next: usize },
+    Map {
+        key: Option<String>,
+    },
+    Seq {
+        next: usize,
+    },
 }
 
 #[derive(Default)]
@@ -73,7 +77,9 @@ impl Builder {
                 let i = *next;
                 *next += 1;
                 self.path.push(Seg::Index(i));
-                self.lines.entry(YamlPath(self.path.clone())).or_insert(line);
+                self.lines
+                    .entry(YamlPath(self.path.clone()))
+                    .or_insert(line);
                 false
             }
             None => false,
@@ -83,15 +89,30 @@ impl Builder {
     /// Called when a value node ends: pops the path segment it pushed.
     fn leave_value(&mut self) {
         match self.stack.last_mut() {
-            Some(Frame::Map { key }) => {
-                if key.take().is_some() {
-                    self.path.pop();
-                }
+            Some(Frame::Map { key: key @ Some(_) }) => {
+                *key = None;
+                self.path.pop();
             }
             Some(Frame::Seq { .. }) => {
                 self.path.pop();
             }
-            None => {}
+            _ => {}
+        }
+    }
+
+    /// A scalar (or alias) is either a mapping key or a complete value.
+    fn scalar(&mut self, value: String, line: usize) {
+        if self.enter_node(line) {
+            // A mapping key: remember it; its value comes next.
+            self.path.push(Seg::Key(value.clone()));
+            self.lines
+                .entry(YamlPath(self.path.clone()))
+                .or_insert(line);
+            if let Some(Frame::Map { key }) = self.stack.last_mut() {
+                *key = Some(value);
+            }
+        } else {
+            self.leave_value();
         }
     }
 }
@@ -100,23 +121,8 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let line = mark.line();
         match ev {
-            Event::Scalar(value, ..) => {
-                if self.enter_node(line) {
-                    // A mapping key: remember it; its value comes next.
-                    self.path.push(Seg::Key(value.clone()));
-                    self.lines.entry(YamlPath(self.path.clone())).or_insert(line);
-                    if let Some(Frame::Map { key }) = self.stack.last_mut() {
-                        *key = Some(value);
-                    }
-                } else {
-                    self.leave_value();
-                }
-            }
-            Event::Alias(_) => {
-                if !self.enter_node(line) {
-                    self.leave_value();
-                }
-            }
+            Event::Scalar(value, ..) => self.scalar(value, line),
+            Event::Alias(_) => self.scalar("*alias".into(), line),
             Event::MappingStart(..) => {
                 self.enter_node(line);
                 self.stack.push(Frame::Map { key: None });
@@ -144,10 +150,19 @@ mod tests {
         let idx = LineIndex::build(text).unwrap();
         assert_eq!(idx.line_of(&YamlPath::parse("a")), Some(1));
         assert_eq!(idx.line_of(&YamlPath::parse("upstreams.api")), Some(3));
-        assert_eq!(idx.line_of(&YamlPath::parse("upstreams.api.backends[0]")), Some(5));
-        assert_eq!(idx.line_of(&YamlPath::parse("upstreams.api.backends[1].weight")), Some(7));
+        assert_eq!(
+            idx.line_of(&YamlPath::parse("upstreams.api.backends[0]")),
+            Some(5)
+        );
+        assert_eq!(
+            idx.line_of(&YamlPath::parse("upstreams.api.backends[1].weight")),
+            Some(7)
+        );
         // Missing keys fall back to the closest ancestor.
-        assert_eq!(idx.line_of(&YamlPath::parse("upstreams.api.backends[1].nope")), Some(6));
+        assert_eq!(
+            idx.line_of(&YamlPath::parse("upstreams.api.backends[1].nope")),
+            Some(6)
+        );
     }
 
     #[test]

@@ -114,7 +114,9 @@ fn parse_raw(text: &str, problems: &mut Problems) -> Option<raw::RawConfig> {
             if problem.message.contains("invalid type") {
                 problem.hint("check the value's type against the reference in README.md");
             } else if problem.path.0.is_empty() {
-                problem.hint("the file must be a YAML mapping with server/admin/listeners/upstreams keys");
+                problem.hint(
+                    "the file must be a YAML mapping with server/admin/listeners/upstreams keys",
+                );
             }
             None
         }
@@ -127,7 +129,10 @@ fn unknown_key(path: &YamlPath, problems: &mut Problems) {
     let problem = problems.error(path, format!("unknown key \"{key}\""));
     if let Some(valid) = keys::known_keys(&parent) {
         match keys::closest(&key, valid) {
-            Some(near) => problem.hint(format!("did you mean \"{near}\"? valid keys here: {}", valid.join(", "))),
+            Some(near) => problem.hint(format!(
+                "did you mean \"{near}\"? valid keys here: {}",
+                valid.join(", ")
+            )),
             None => problem.hint(format!("valid keys here: {}", valid.join(", "))),
         };
     }
@@ -145,7 +150,9 @@ fn describe_serde_error(msg: &str) -> String {
         _ => msg,
     };
     // Say what the YAML should look like, not what our Rust types are called.
-    let mut out = msg.replace("expected u64", "expected a whole number").replace("expected f64", "expected a number");
+    let mut out = msg
+        .replace("expected u64", "expected a whole number")
+        .replace("expected f64", "expected a number");
     if let Some(i) = out.find("expected struct ") {
         out.truncate(i);
         out.push_str("expected a mapping (key: value)");

@@ -131,7 +131,12 @@ mod tests {
 
     #[test]
     fn display_and_parse_round_trip() {
-        let p = YamlPath::root().key("upstreams").key("api").key("backends").index(1).key("weight");
+        let p = YamlPath::root()
+            .key("upstreams")
+            .key("api")
+            .key("backends")
+            .index(1)
+            .key("weight");
         assert_eq!(p.to_string(), "upstreams.api.backends[1].weight");
         assert_eq!(YamlPath::parse("upstreams.api.backends[1].weight"), p);
         assert_eq!(p.parent().unwrap().to_string(), "upstreams.api.backends[1]");

@@ -54,7 +54,12 @@ impl Problems {
         self.push(Severity::Warning, path, message)
     }
 
-    fn push(&mut self, severity: Severity, path: &YamlPath, message: impl Into<String>) -> &mut Problem {
+    fn push(
+        &mut self,
+        severity: Severity,
+        path: &YamlPath,
+        message: impl Into<String>,
+    ) -> &mut Problem {
         self.list.push(Problem {
             severity,
             path: path.clone(),
@@ -87,7 +92,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{file} is invalid:\n{}", render(.problems))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 fn render(problems: &[Problem]) -> String {

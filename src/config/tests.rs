@@ -1,0 +1,130 @@
+//! Loader tests on config text: defaults, normalization, and that problems
+//! carry the right path and line.
+
+use std::time::Duration;
+
+use super::*;
+
+const MINIMAL: &str = "listeners:\n  web:\n    listen: 127.0.0.1:8080\n    routes: [{ upstream: u }]\nupstreams:\n  u:\n    backends: [{ addr: 127.0.0.1:9001 }]\n";
+
+fn errors(text: &str) -> Vec<Problem> {
+    match load_str(text) {
+        Ok(l) => panic!("expected errors, got {:?}", l.config),
+        Err(ps) => ps
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .collect(),
+    }
+}
+
+#[test]
+fn minimal_config_gets_operator_defaults() {
+    let c = load_str(MINIMAL).unwrap().config;
+    assert!(c.admin.is_none());
+    assert_eq!(c.server.grace_period, Duration::from_secs(5));
+    assert_eq!(c.server.max_header_bytes, 65536);
+    let u = &c.upstreams["u"];
+    assert_eq!(u.policy, Policy::RoundRobin);
+    assert_eq!(u.retries, 2);
+    assert_eq!(u.connect_timeout, Duration::from_secs(1));
+    assert_eq!(u.read_timeout, Duration::from_secs(30));
+    assert_eq!(u.backends[0].weight, 1);
+    let ListenerKind::Http { routes } = &c.listeners[0].kind else {
+        panic!()
+    };
+    assert_eq!(routes[0].name, "web-0");
+    assert_eq!(routes[0].path_prefix, "/");
+    assert_eq!(routes[0].host, HostMatch::Any);
+}
+
+#[test]
+fn hosts_and_prefixes_are_normalized() {
+    let text = MINIMAL.replace(
+        "routes: [{ upstream: u }]",
+        "routes: [{ host: \"*.Example.COM\", path_prefix: /api/, upstream: u }, { host: API.example.com, upstream: u }]",
+    );
+    let c = load_str(&text).unwrap().config;
+    let ListenerKind::Http { routes } = &c.listeners[0].kind else {
+        panic!()
+    };
+    assert_eq!(routes[0].host, HostMatch::Wildcard(".example.com".into()));
+    assert_eq!(routes[0].path_prefix, "/api");
+    assert_eq!(routes[1].host, HostMatch::Exact("api.example.com".into()));
+}
+
+#[test]
+fn ipv6_addresses_in_brackets() {
+    let text = MINIMAL
+        .replace("127.0.0.1:8080", "\"[::1]:8080\"")
+        .replace("127.0.0.1:9001", "\"[::1]:9001\"");
+    let c = load_str(&text).unwrap().config;
+    assert_eq!(c.listeners[0].listen, "[::1]:8080".parse().unwrap());
+    assert_eq!(c.upstreams["u"].backends[0].addr, "[::1]:9001");
+}
+
+#[test]
+fn duplicate_routes_and_addresses_are_errors() {
+    let text = MINIMAL.replace(
+        "routes: [{ upstream: u }]",
+        "routes: [{ upstream: u }, { path_prefix: /, upstream: u }]",
+    );
+    let es = errors(&text);
+    assert!(es
+        .iter()
+        .any(|e| e.path.to_string() == "listeners.web.routes[1]"
+            && e.message.contains("never match")));
+
+    let text = MINIMAL.replace(
+        "[{ addr: 127.0.0.1:9001 }]",
+        "[{ addr: 127.0.0.1:9001 }, { addr: 127.0.0.1:9001 }]",
+    );
+    let es = errors(&text);
+    assert_eq!(es[0].path.to_string(), "upstreams.u.backends[1].addr");
+
+    let text = format!("admin: {{ listen: 127.0.0.1:8080 }}\n{MINIMAL}");
+    let es = errors(&text);
+    assert!(es[0].message.contains("also used by admin"), "{es:?}");
+}
+
+#[test]
+fn listener_kinds_are_checked() {
+    let text = MINIMAL.replace("    routes: [{ upstream: u }]\n", "    protocol: tcp\n");
+    let es = errors(&text);
+    assert!(es[0].message.contains("needs an `upstream`"));
+    let text = MINIMAL.replace("    routes: [{ upstream: u }]\n", "    protocol: udp\n");
+    let es = errors(&text);
+    assert_eq!(es[0].path.to_string(), "listeners.web.protocol");
+    assert_eq!(es[0].line, Some(4));
+}
+
+#[test]
+fn health_and_breaker_settings_are_validated() {
+    let text = MINIMAL.replace(
+        "    backends: [{ addr: 127.0.0.1:9001 }]\n",
+        "    backends: [{ addr: 127.0.0.1:9001 }]\n    health_check: { type: http, expect_status: 200-299, healthy_threshold: 0 }\n    circuit_breaker: { failure_rate: 1.5 }\n",
+    );
+    let es = errors(&text);
+    let paths: Vec<String> = es.iter().map(|e| e.path.to_string()).collect();
+    assert!(
+        paths.contains(&"upstreams.u.health_check.healthy_threshold".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"upstreams.u.circuit_breaker.failure_rate".to_string()),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn unserved_features_warn_instead_of_silently_doing_nothing() {
+    let text = MINIMAL.replace(
+        "    backends: [{ addr: 127.0.0.1:9001 }]\n",
+        "    backends: [{ addr: 127.0.0.1:9001 }]\n    health_check: { type: tcp }\n",
+    );
+    let loaded = load_str(&text).unwrap();
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.path.to_string() == "upstreams.u.health_check"
+            && w.message.contains("not enforced")));
+}

@@ -10,13 +10,19 @@ pub fn warn(c: &Config, p: &mut Problems) {
     let root = YamlPath::root();
     let not_yet = "is accepted but not enforced yet by this version";
     if c.server.access_log.is_some() {
-        p.warning(&root.key("server").key("access_log"), format!("access_log {not_yet}"));
+        p.warning(
+            &root.key("server").key("access_log"),
+            format!("access_log {not_yet}"),
+        );
     }
     for l in &c.listeners {
         let lp = root.key("listeners").key(&l.name);
         match &l.kind {
             ListenerKind::Tcp { .. } => {
-                p.warning(&lp.key("protocol"), "tcp listeners are not served yet by this version; it is skipped");
+                p.warning(
+                    &lp.key("protocol"),
+                    "tcp listeners are not served yet by this version; it is skipped",
+                );
             }
             ListenerKind::Http { routes } => {
                 for (i, r) in routes.iter().enumerate() {
@@ -34,16 +40,25 @@ pub fn warn(c: &Config, p: &mut Problems) {
     for (name, u) in &c.upstreams {
         let up = root.key("upstreams").key(name);
         if u.health_check.is_some() {
-            p.warning(&up.key("health_check"), format!("health_check {not_yet}; backends count as up"));
+            p.warning(
+                &up.key("health_check"),
+                format!("health_check {not_yet}; backends count as up"),
+            );
         }
         if u.circuit_breaker.is_some() {
-            p.warning(&up.key("circuit_breaker"), format!("circuit_breaker {not_yet}"));
+            p.warning(
+                &up.key("circuit_breaker"),
+                format!("circuit_breaker {not_yet}"),
+            );
         }
         if !u.slow_start.is_zero() {
             p.warning(&up.key("slow_start"), format!("slow_start {not_yet}"));
         }
         if u.policy != Policy::RoundRobin {
-            p.warning(&up.key("policy"), format!("policy {} {not_yet}; round_robin is used", u.policy.name()));
+            p.warning(
+                &up.key("policy"),
+                format!("policy {} {not_yet}; round_robin is used", u.policy.name()),
+            );
         }
     }
 }

@@ -35,7 +35,9 @@ pub fn validate(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     let listeners_raw = raw.listeners.unwrap_or_default();
     if listeners_raw.is_empty() {
         p.error(&root.key("listeners"), "no listeners are defined")
-            .hint("add at least one, e.g. listeners: { web: { listen: 0.0.0.0:8080, routes: [...] } }");
+            .hint(
+            "add at least one, e.g. listeners: { web: { listen: 0.0.0.0:8080, routes: [...] } }",
+        );
     }
     let mut listeners = Vec::new();
     for (name, l) in listeners_raw {
@@ -58,17 +60,28 @@ pub fn validate(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     })
 }
 
-fn duration(value: Option<&String>, default: Duration, path: &YamlPath, p: &mut Problems) -> Duration {
+fn duration(
+    value: Option<&String>,
+    default: Duration,
+    path: &YamlPath,
+    p: &mut Problems,
+) -> Duration {
     match value {
         None => default,
         Some(s) => parse_duration(s).unwrap_or_else(|e| {
-            p.error(path, format!("bad duration: {e}")).hint(DURATION_HINT);
+            p.error(path, format!("bad duration: {e}"))
+                .hint(DURATION_HINT);
             default
         }),
     }
 }
 
-fn nonzero_duration(value: Option<&String>, default: Duration, path: &YamlPath, p: &mut Problems) -> Duration {
+fn nonzero_duration(
+    value: Option<&String>,
+    default: Duration,
+    path: &YamlPath,
+    p: &mut Problems,
+) -> Duration {
     let d = duration(value, default, path, p);
     if d.is_zero() {
         p.error(path, "must be greater than zero");
@@ -85,7 +98,10 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
             None
         }
         Some(n) if n > 1024 => {
-            p.error(&path.key("threads"), format!("{n} threads is more than 1024"));
+            p.error(
+                &path.key("threads"),
+                format!("{n} threads is more than 1024"),
+            );
             None
         }
         Some(n) => NonZeroUsize::new(n as usize),
@@ -101,8 +117,16 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
     ServerSettings {
         threads,
         pid_file: PathBuf::from(s.pid_file.unwrap_or_else(|| "/tmp/switchyard.pid".into())),
-        upgrade_sock: PathBuf::from(s.upgrade_sock.unwrap_or_else(|| "/tmp/switchyard_upgrade.sock".into())),
-        grace_period: duration(s.grace_period.as_ref(), Duration::from_secs(5), &path.key("grace_period"), p),
+        upgrade_sock: PathBuf::from(
+            s.upgrade_sock
+                .unwrap_or_else(|| "/tmp/switchyard_upgrade.sock".into()),
+        ),
+        grace_period: duration(
+            s.grace_period.as_ref(),
+            Duration::from_secs(5),
+            &path.key("grace_period"),
+            p,
+        ),
         shutdown_timeout: duration(
             s.shutdown_timeout.as_ref(),
             Duration::from_secs(5),
@@ -118,13 +142,19 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
             p,
         ),
         max_header_bytes,
-        idle_timeout: nonzero_duration(s.idle_timeout.as_ref(), Duration::from_secs(60), &path.key("idle_timeout"), p),
+        idle_timeout: nonzero_duration(
+            s.idle_timeout.as_ref(),
+            Duration::from_secs(60),
+            &path.key("idle_timeout"),
+            p,
+        ),
     }
 }
 
 fn admin(a: RawAdmin, path: &YamlPath, p: &mut Problems) -> Option<AdminSettings> {
     let Some(listen) = a.listen else {
-        p.error(path, "admin needs a `listen` address").hint("e.g. listen: 127.0.0.1:9901");
+        p.error(path, "admin needs a `listen` address")
+            .hint("e.g. listen: 127.0.0.1:9901");
         return None;
     };
     listen_addr(&listen, &path.key("listen"), p).map(|listen| AdminSettings { listen })
@@ -153,7 +183,8 @@ fn listener(
     let listen = match &l.listen {
         Some(s) => listen_addr(s, &path.key("listen"), p),
         None => {
-            p.error(path, "listener needs a `listen` address").hint("e.g. listen: 0.0.0.0:8080");
+            p.error(path, "listener needs a `listen` address")
+                .hint("e.g. listen: 0.0.0.0:8080");
             None
         }
     };
@@ -162,13 +193,17 @@ fn listener(
     let kind = match protocol {
         "http" => {
             if l.upstream.is_some() {
-                p.error(&path.key("upstream"), "http listeners route by `routes`, not `upstream`")
-                    .hint("write routes: [{ upstream: NAME }] to send everything to one upstream");
+                p.error(
+                    &path.key("upstream"),
+                    "http listeners route by `routes`, not `upstream`",
+                )
+                .hint("write routes: [{ upstream: NAME }] to send everything to one upstream");
             }
             let raw_routes = l.routes.unwrap_or_default();
             if raw_routes.is_empty() {
-                p.error(path, "http listener has no routes")
-                    .hint("add routes: [{ upstream: NAME }]; without routes every request is a 404");
+                p.error(path, "http listener has no routes").hint(
+                    "add routes: [{ upstream: NAME }]; without routes every request is a 404",
+                );
             }
             let mut routes = Vec::new();
             for (i, r) in raw_routes.into_iter().enumerate() {
@@ -208,8 +243,11 @@ fn listener(
             }
         }
         other => {
-            p.error(&path.key("protocol"), format!("unknown protocol \"{other}\""))
-                .hint("valid protocols: http, tcp");
+            p.error(
+                &path.key("protocol"),
+                format!("unknown protocol \"{other}\""),
+            )
+            .hint("valid protocols: http, tcp");
             return None;
         }
     };
@@ -224,7 +262,8 @@ fn listener(
 fn tls(t: RawTls, path: &YamlPath, p: &mut Problems) -> Option<TlsFiles> {
     let mut file = |v: Option<String>, key: &str| -> Option<PathBuf> {
         let Some(v) = v else {
-            p.error(path, format!("tls needs `{key}`")).hint("tls: { cert: cert.pem, key: key.pem }");
+            p.error(path, format!("tls needs `{key}`"))
+                .hint("tls: { cert: cert.pem, key: key.pem }");
             return None;
         };
         let pb = PathBuf::from(&v);
@@ -236,10 +275,18 @@ fn tls(t: RawTls, path: &YamlPath, p: &mut Problems) -> Option<TlsFiles> {
     };
     let cert = file(t.cert, "cert");
     let key = file(t.key, "key");
-    Some(TlsFiles { cert: cert?, key: key? })
+    Some(TlsFiles {
+        cert: cert?,
+        key: key?,
+    })
 }
 
-fn upstream_ref(name: &str, path: &YamlPath, upstreams: &BTreeMap<String, Arc<UpstreamSpec>>, p: &mut Problems) {
+fn upstream_ref(
+    name: &str,
+    path: &YamlPath,
+    upstreams: &BTreeMap<String, Arc<UpstreamSpec>>,
+    p: &mut Problems,
+) {
     if !upstreams.contains_key(name) {
         let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
         let hint = if known.is_empty() {
@@ -247,7 +294,8 @@ fn upstream_ref(name: &str, path: &YamlPath, upstreams: &BTreeMap<String, Arc<Up
         } else {
             format!("defined upstreams: {}", known.join(", "))
         };
-        p.error(path, format!("upstream \"{name}\" is not defined")).hint(hint);
+        p.error(path, format!("upstream \"{name}\" is not defined"))
+            .hint(hint);
     }
 }
 
@@ -267,17 +315,27 @@ fn route(
     let path_prefix = match r.path_prefix.as_deref() {
         None => "/".to_string(),
         Some(pp) if !pp.starts_with('/') => {
-            p.error(&path.key("path_prefix"), format!("\"{pp}\" does not start with /"))
-                .hint("write e.g. /api");
+            p.error(
+                &path.key("path_prefix"),
+                format!("\"{pp}\" does not start with /"),
+            )
+            .hint("write e.g. /api");
             "/".to_string()
         }
         Some(pp) if pp.contains(['?', '#']) || pp.contains(char::is_whitespace) => {
-            p.error(&path.key("path_prefix"), format!("\"{pp}\" must be a plain path (no query, fragment or spaces)"));
+            p.error(
+                &path.key("path_prefix"),
+                format!("\"{pp}\" must be a plain path (no query, fragment or spaces)"),
+            );
             "/".to_string()
         }
         Some(pp) => {
             let trimmed = pp.trim_end_matches('/');
-            if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() }
+            if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            }
         }
     };
     let upstream = match r.upstream {
@@ -290,7 +348,9 @@ fn route(
             return None;
         }
     };
-    let rate_limit = r.rate_limit.and_then(|rl| rate_limit(rl, &path.key("rate_limit"), p));
+    let rate_limit = r
+        .rate_limit
+        .and_then(|rl| rate_limit(rl, &path.key("rate_limit"), p));
     let sticky = r.sticky.and_then(|s| sticky(s, &path.key("sticky"), p));
     Some(Route {
         name,
@@ -310,7 +370,10 @@ fn host_match(h: &str, path: &YamlPath, p: &mut Problems) -> HostMatch {
         None => (false, lower.as_str()),
     };
     let valid_label = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if name.is_empty() || !name.split('.').all(valid_label) {
         p.error(path, format!("\"{h}\" is not a host name"))
@@ -335,8 +398,11 @@ fn duplicate_routes(routes: &[Route], path: &YamlPath, p: &mut Problems) {
             ));
         }
         if let Some(first) = names.insert(r.name.as_str(), i) {
-            p.error(&path.index(i).key("name"), format!("route name \"{}\" is also used by routes[{first}]", r.name))
-                .hint("route names label metrics and must be unique within a listener");
+            p.error(
+                &path.index(i).key("name"),
+                format!("route name \"{}\" is also used by routes[{first}]", r.name),
+            )
+            .hint("route names label metrics and must be unique within a listener");
         }
     }
 }
@@ -344,7 +410,8 @@ fn duplicate_routes(routes: &[Route], path: &YamlPath, p: &mut Problems) {
 fn rate_limit(rl: RawRateLimit, path: &YamlPath, p: &mut Problems) -> Option<RateLimit> {
     let rate = match rl.rate {
         None => {
-            p.error(path, "rate_limit needs `rate`").hint("e.g. rate: 100, per: 1s");
+            p.error(path, "rate_limit needs `rate`")
+                .hint("e.g. rate: 100, per: 1s");
             return None;
         }
         Some(0) => {
@@ -376,7 +443,9 @@ fn rate_limit(rl: RawRateLimit, path: &YamlPath, p: &mut Problems) -> Option<Rat
     };
     let store = match rl.store.as_deref() {
         None | Some("local") => RateStore::Local,
-        Some(s) if s.starts_with("redis://") && s.len() > "redis://".len() => RateStore::Redis(s.to_string()),
+        Some(s) if s.starts_with("redis://") && s.len() > "redis://".len() => {
+            RateStore::Redis(s.to_string())
+        }
         Some(s) => {
             p.error(&path.key("store"), format!("unknown store \"{s}\""))
                 .hint("valid stores: local, redis://HOST:PORT[/DB]");
@@ -387,28 +456,45 @@ fn rate_limit(rl: RawRateLimit, path: &YamlPath, p: &mut Problems) -> Option<Rat
         None | Some("allow") => StoreErrorPolicy::Allow,
         Some("deny") => StoreErrorPolicy::Deny,
         Some(s) => {
-            p.error(&path.key("on_store_error"), format!("unknown value \"{s}\"")).hint("valid values: allow, deny");
+            p.error(
+                &path.key("on_store_error"),
+                format!("unknown value \"{s}\""),
+            )
+            .hint("valid values: allow, deny");
             StoreErrorPolicy::Allow
         }
     };
-    Some(RateLimit { rate, per, burst, key, store, on_store_error })
+    Some(RateLimit {
+        rate,
+        per,
+        burst,
+        key,
+        store,
+        on_store_error,
+    })
 }
 
 /// RFC 9110 token characters: what header and cookie names are made of.
 fn valid_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn sticky(s: RawSticky, path: &YamlPath, p: &mut Problems) -> Option<Sticky> {
     let cookie = match s.cookie {
         Some(c) if valid_token(&c) => c,
         Some(c) => {
-            p.error(&path.key("cookie"), format!("\"{c}\" is not a valid cookie name"))
-                .hint("use letters, digits, - and _");
+            p.error(
+                &path.key("cookie"),
+                format!("\"{c}\" is not a valid cookie name"),
+            )
+            .hint("use letters, digits, - and _");
             return None;
         }
         None => {
-            p.error(path, "sticky needs a `cookie` name").hint("e.g. cookie: SWITCHYARD_ID");
+            p.error(path, "sticky needs a `cookie` name")
+                .hint("e.g. cookie: SWITCHYARD_ID");
             return None;
         }
     };
@@ -429,37 +515,56 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
             Policy::RoundRobin
         }),
     };
-    let hash_key = u.hash_key.as_deref().and_then(|k| hash_key(k, &path.key("hash_key"), p));
+    let hash_key = u
+        .hash_key
+        .as_deref()
+        .and_then(|k| hash_key(k, &path.key("hash_key"), p));
     if policy == Policy::ConsistentHash && u.hash_key.is_none() {
         p.error(path, "policy consistent_hash needs a `hash_key`")
             .hint("e.g. hash_key: client_ip (or path, uri, header:NAME, cookie:NAME, query:NAME)");
     }
     if policy != Policy::ConsistentHash && u.hash_key.is_some() {
-        p.warning(&path.key("hash_key"), format!("hash_key is ignored by policy {}", policy.name()))
-            .hint("it only applies to policy: consistent_hash");
+        p.warning(
+            &path.key("hash_key"),
+            format!("hash_key is ignored by policy {}", policy.name()),
+        )
+        .hint("it only applies to policy: consistent_hash");
     }
 
     let raw_backends = u.backends.unwrap_or_default();
     if raw_backends.is_empty() {
-        p.error(path, "upstream has no backends").hint("add backends: [{ addr: 127.0.0.1:9001 }]");
+        p.error(path, "upstream has no backends")
+            .hint("add backends: [{ addr: 127.0.0.1:9001 }]");
     }
     let mut backends: Vec<BackendSpec> = Vec::new();
     for (i, b) in raw_backends.into_iter().enumerate() {
         let bpath = path.key("backends").index(i);
-        let Some(b) = backend(b, &bpath, p) else { continue };
+        let Some(b) = backend(b, &bpath, p) else {
+            continue;
+        };
         if let Some(j) = backends.iter().position(|o| o.socket == b.socket) {
-            p.error(&bpath.key("addr"), format!("{} is the same backend as backends[{j}]", b.addr))
-                .hint("list each backend once and use `weight` to give it more traffic");
+            p.error(
+                &bpath.key("addr"),
+                format!("{} is the same backend as backends[{j}]", b.addr),
+            )
+            .hint("list each backend once and use `weight` to give it more traffic");
             continue;
         }
         backends.push(b);
     }
     if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
-        p.warning(&path.key("backends"), "every backend has weight 0 (draining): the upstream answers 503");
+        p.warning(
+            &path.key("backends"),
+            "every backend has weight 0 (draining): the upstream answers 503",
+        );
     }
 
-    let health_check = u.health_check.and_then(|h| health_check(h, &path.key("health_check"), p));
-    let circuit_breaker = u.circuit_breaker.map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
+    let health_check = u
+        .health_check
+        .and_then(|h| health_check(h, &path.key("health_check"), p));
+    let circuit_breaker = u
+        .circuit_breaker
+        .map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
     let retries = match u.retries {
         None => 2,
         Some(r) if r > 16 => {
@@ -482,13 +587,27 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
             &path.key("connect_timeout"),
             p,
         ),
-        read_timeout: nonzero_duration(u.read_timeout.as_ref(), Duration::from_secs(30), &path.key("read_timeout"), p),
-        slow_start: duration(u.slow_start.as_ref(), Duration::ZERO, &path.key("slow_start"), p),
+        read_timeout: nonzero_duration(
+            u.read_timeout.as_ref(),
+            Duration::from_secs(30),
+            &path.key("read_timeout"),
+            p,
+        ),
+        slow_start: duration(
+            u.slow_start.as_ref(),
+            Duration::ZERO,
+            &path.key("slow_start"),
+            p,
+        ),
     })
 }
 
 fn hash_key(k: &str, path: &YamlPath, p: &mut Problems) -> Option<HashKey> {
-    let named = |prefix: &str| k.strip_prefix(prefix).filter(|n| valid_token(n)).map(str::to_string);
+    let named = |prefix: &str| {
+        k.strip_prefix(prefix)
+            .filter(|n| valid_token(n))
+            .map(str::to_string)
+    };
     let key = match k {
         "client_ip" => Some(HashKey::ClientIp),
         "path" => Some(HashKey::Path),
@@ -509,21 +628,29 @@ fn backend(b: RawBackend, path: &YamlPath, p: &mut Problems) -> Option<BackendSp
     let weight = match b.weight {
         None => 1,
         Some(w) if w > MAX_WEIGHT => {
-            p.error(&path.key("weight"), format!("weight {w} is more than {MAX_WEIGHT}"))
-                .hint("weights are relative: 1 and 3 give the same split as 100 and 300");
+            p.error(
+                &path.key("weight"),
+                format!("weight {w} is more than {MAX_WEIGHT}"),
+            )
+            .hint("weights are relative: 1 and 3 give the same split as 100 and 300");
             1
         }
         Some(w) => w as u32,
     };
     let Some(addr) = b.addr else {
-        p.error(path, "backend needs an `addr`").hint("e.g. addr: 127.0.0.1:9001");
+        p.error(path, "backend needs an `addr`")
+            .hint("e.g. addr: 127.0.0.1:9001");
         return None;
     };
     let socket = resolve(&addr).map_err(|why| {
         p.error(&path.key("addr"), format!("\"{addr}\" {why}"))
             .hint("write ip:port or host:port, e.g. 127.0.0.1:9001, [::1]:9001 or app.internal:80");
     });
-    Some(BackendSpec { addr, socket: socket.ok()?, weight })
+    Some(BackendSpec {
+        addr,
+        socket: socket.ok()?,
+        weight,
+    })
 }
 
 /// `ip:port` as is; `host:port` resolved once (first address wins).
@@ -546,9 +673,16 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
 fn health_check(h: RawHealthCheck, path: &YamlPath, p: &mut Problems) -> Option<HealthCheck> {
     let kind = match h.kind.as_deref() {
         Some("tcp") => {
-            for (set, key) in [(h.path.is_some(), "path"), (h.host.is_some(), "host"), (h.expect_status.is_some(), "expect_status")] {
+            for (set, key) in [
+                (h.path.is_some(), "path"),
+                (h.host.is_some(), "host"),
+                (h.expect_status.is_some(), "expect_status"),
+            ] {
                 if set {
-                    p.warning(&path.key(key), format!("`{key}` is ignored by tcp health checks"));
+                    p.warning(
+                        &path.key(key),
+                        format!("`{key}` is ignored by tcp health checks"),
+                    );
                 }
             }
             HealthCheckKind::Tcp
@@ -556,25 +690,39 @@ fn health_check(h: RawHealthCheck, path: &YamlPath, p: &mut Problems) -> Option<
         Some("http") => {
             let hc_path = h.path.unwrap_or_else(|| "/".into());
             if !hc_path.starts_with('/') {
-                p.error(&path.key("path"), format!("\"{hc_path}\" does not start with /"));
+                p.error(
+                    &path.key("path"),
+                    format!("\"{hc_path}\" does not start with /"),
+                );
             }
             let expect_status = match &h.expect_status {
                 None => (200, 399),
                 Some(spec) => status_range(spec).unwrap_or_else(|| {
-                    p.error(&path.key("expect_status"), "is not a status or status range")
-                        .hint("write e.g. 200 or 200-399 (codes 100-599)");
+                    p.error(
+                        &path.key("expect_status"),
+                        "is not a status or status range",
+                    )
+                    .hint("write e.g. 200 or 200-399 (codes 100-599)");
                     (200, 399)
                 }),
             };
-            HealthCheckKind::Http { path: hc_path, host: h.host, expect_status }
+            HealthCheckKind::Http {
+                path: hc_path,
+                host: h.host,
+                expect_status,
+            }
         }
         Some(other) => {
-            p.error(&path.key("type"), format!("unknown health check type \"{other}\""))
-                .hint("valid types: tcp, http");
+            p.error(
+                &path.key("type"),
+                format!("unknown health check type \"{other}\""),
+            )
+            .hint("valid types: tcp, http");
             return None;
         }
         None => {
-            p.error(path, "health_check needs a `type`").hint("type: tcp or type: http");
+            p.error(path, "health_check needs a `type`")
+                .hint("type: tcp or type: http");
             return None;
         }
     };
@@ -586,10 +734,23 @@ fn health_check(h: RawHealthCheck, path: &YamlPath, p: &mut Problems) -> Option<
             default
         }
     };
-    let interval = nonzero_duration(h.interval.as_ref(), Duration::from_secs(2), &path.key("interval"), p);
-    let timeout = nonzero_duration(h.timeout.as_ref(), Duration::from_secs(1), &path.key("timeout"), p);
+    let interval = nonzero_duration(
+        h.interval.as_ref(),
+        Duration::from_secs(2),
+        &path.key("interval"),
+        p,
+    );
+    let timeout = nonzero_duration(
+        h.timeout.as_ref(),
+        Duration::from_secs(1),
+        &path.key("timeout"),
+        p,
+    );
     if timeout > interval {
-        p.warning(&path.key("timeout"), "timeout is longer than interval: checks may overlap");
+        p.warning(
+            &path.key("timeout"),
+            "timeout is longer than interval: checks may overlap",
+        );
     }
     Some(HealthCheck {
         kind,
@@ -627,8 +788,11 @@ fn circuit_breaker(c: RawCircuitBreaker, path: &YamlPath, p: &mut Problems) -> C
         None => 0.5,
         Some(r) if r > 0.0 && r <= 1.0 => r,
         Some(r) => {
-            p.error(&path.key("failure_rate"), format!("{r} is not a share in (0, 1]"))
-                .hint("e.g. failure_rate: 0.5 trips when half the requests in `window` failed");
+            p.error(
+                &path.key("failure_rate"),
+                format!("{r} is not a share in (0, 1]"),
+            )
+            .hint("e.g. failure_rate: 0.5 trips when half the requests in `window` failed");
             0.5
         }
     };
@@ -636,8 +800,18 @@ fn circuit_breaker(c: RawCircuitBreaker, path: &YamlPath, p: &mut Problems) -> C
         consecutive_failures: count(c.consecutive_failures, 5, "consecutive_failures", p),
         failure_rate,
         min_requests: count(c.min_requests, 20, "min_requests", p),
-        window: nonzero_duration(c.window.as_ref(), Duration::from_secs(10), &path.key("window"), p),
-        open_for: nonzero_duration(c.open_for.as_ref(), Duration::from_secs(10), &path.key("open_for"), p),
+        window: nonzero_duration(
+            c.window.as_ref(),
+            Duration::from_secs(10),
+            &path.key("window"),
+            p,
+        ),
+        open_for: nonzero_duration(
+            c.open_for.as_ref(),
+            Duration::from_secs(10),
+            &path.key("open_for"),
+            p,
+        ),
         half_open_requests: count(c.half_open_requests, 1, "half_open_requests", p),
     }
 }
@@ -666,7 +840,10 @@ fn cross_checks(
             ListenerKind::Tcp { upstream } => upstream == name,
         });
         if !used {
-            p.warning(&YamlPath::root().key("upstreams").key(name), "no route or listener uses this upstream");
+            p.warning(
+                &YamlPath::root().key("upstreams").key(name),
+                "no route or listener uses this upstream",
+            );
         }
     }
 }

@@ -15,7 +15,11 @@ const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 
 /// Sets the forwarding headers on the request to the backend.
-pub fn set_forwarding(req: &mut RequestHeader, client_ip: Option<std::net::IpAddr>, proto: &str) -> pingora::Result<()> {
+pub fn set_forwarding(
+    req: &mut RequestHeader,
+    client_ip: Option<std::net::IpAddr>,
+    proto: &str,
+) -> pingora::Result<()> {
     let host = req
         .headers
         .get(HOST)
@@ -71,13 +75,19 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<HeaderName> {
 /// `TE`, `Upgrade` except for WebSocket) before our filter runs. It drops `TE`
 /// whole; RFC 9110 §10.1.4 lets `TE: trailers` through, so put that back when
 /// the client sent it.
-pub fn restore_te_trailers(client: &RequestHeader, upstream: &mut RequestHeader) -> pingora::Result<()> {
+pub fn restore_te_trailers(
+    client: &RequestHeader,
+    upstream: &mut RequestHeader,
+) -> pingora::Result<()> {
     let wants_trailers = client
         .headers
         .get_all(TE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .any(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     if wants_trailers {
         upstream.insert_header(TE, "trailers")?;
     }
@@ -140,7 +150,12 @@ mod tests {
     #[test]
     fn drops_hop_by_hop_response_headers() {
         let mut r = ResponseHeader::build(200, None).unwrap();
-        for (k, v) in [("Connection", "X-Private"), ("X-Private", "1"), ("Keep-Alive", "5"), ("X-Kept", "1")] {
+        for (k, v) in [
+            ("Connection", "X-Private"),
+            ("X-Private", "1"),
+            ("Keep-Alive", "5"),
+            ("X-Kept", "1"),
+        ] {
             r.append_header(k, v).unwrap();
         }
         strip_response_hop_by_hop(&mut r);

@@ -68,11 +68,14 @@ impl ProxyHttp for HttpProxy {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let route = ctx
-            .route
-            .clone()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream_peer without a route"))?;
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx.route.clone().ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "upstream_peer without a route")
+        })?;
         let upstream = &route.upstream;
         // Release the previous attempt's hold before picking again.
         ctx.inflight = None;
@@ -111,7 +114,10 @@ impl ProxyHttp for HttpProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.spec.retries as usize);
+        let retries = ctx
+            .route
+            .as_ref()
+            .map_or(0, |r| r.upstream.spec.retries as usize);
         log::warn!("connect to {} failed: {e}", peer._address);
         // Nothing was sent yet, so another backend is always safe to try.
         if ctx.tried.len() <= retries {
@@ -128,7 +134,10 @@ impl ProxyHttp for HttpProxy {
     ) -> Result<()> {
         if let Some(route) = &ctx.route {
             if route.strip_prefix {
-                let pq = upstream_request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let pq = upstream_request
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |pq| pq.as_str());
                 let stripped = strip_prefix(&route.path_prefix, pq);
                 set_path_and_query(upstream_request, &stripped)?;
             }
@@ -151,7 +160,12 @@ impl ProxyHttp for HttpProxy {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let code = respond::status_for(e);
         if code > 0 && session.response_written().is_none() {
             respond::answer(session, code).await;
@@ -176,7 +190,12 @@ impl ProxyHttp for HttpProxy {
         let mut buf = itoa_buf();
         self.metrics
             .http_requests
-            .with_label_values(&[&self.listener, route, upstream, fmt_status(&mut buf, status)])
+            .with_label_values(&[
+                &self.listener,
+                route,
+                upstream,
+                fmt_status(&mut buf, status),
+            ])
             .inc();
         if let Some(r) = &ctx.route {
             r.duration.observe(ctx.started.elapsed().as_secs_f64());

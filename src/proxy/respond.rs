@@ -44,7 +44,12 @@ pub async fn answer(session: &mut Session, code: u16) {
         Ok(r)
     });
     let result = match resp {
-        Ok(r) => session.as_downstream_mut().write_error_response(r, body).await,
+        Ok(r) => {
+            session
+                .as_downstream_mut()
+                .write_error_response(r, body)
+                .await
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = result {

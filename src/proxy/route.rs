@@ -19,9 +19,10 @@ pub struct RouteRuntime {
 
 impl RouteRuntime {
     pub fn new(listener: &str, route: &Route, upstream: Arc<Upstream>, metrics: &Metrics) -> Self {
-        let duration = metrics
-            .http_duration
-            .with_label_values(&[listener, &route.name, &route.upstream]);
+        let duration =
+            metrics
+                .http_duration
+                .with_label_values(&[listener, &route.name, &route.upstream]);
         Self {
             name: route.name.clone(),
             path_prefix: route.path_prefix.clone(),

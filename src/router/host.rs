@@ -14,7 +14,10 @@ pub fn absolute_form_authority(req: &RequestHeader) -> Option<&str> {
         return Some(a.as_str());
     }
     let raw = std::str::from_utf8(req.raw_path()).ok()?;
-    let rest = raw.split_once("://").filter(|(scheme, _)| !scheme.contains('/'))?.1;
+    let rest = raw
+        .split_once("://")
+        .filter(|(scheme, _)| !scheme.contains('/'))?
+        .1;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     Some(&rest[..end]).filter(|a| !a.is_empty())
 }

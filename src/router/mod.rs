@@ -49,12 +49,18 @@ impl<T> Router<T> {
             }
             routes.push(payload);
         }
-        let by_len_desc = |v: &mut Vec<(String, usize)>| v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        let by_len_desc =
+            |v: &mut Vec<(String, usize)>| v.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         exact.values_mut().for_each(by_len_desc);
         wildcard.iter_mut().for_each(|(_, v)| by_len_desc(v));
-        wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        wildcard.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         by_len_desc(&mut any);
-        Self { routes, exact, wildcard, any }
+        Self {
+            routes,
+            exact,
+            wildcard,
+            any,
+        }
     }
 
     /// The route for a lower-case `host` (no port) and a normalized `path`.
@@ -101,13 +107,37 @@ mod tests {
         let rs = [
             route(HostMatch::Any, "/", "any-root"),
             route(HostMatch::Any, "/api", "any-api"),
-            route(HostMatch::Exact("api.example.com".into()), "/", "exact-root"),
-            route(HostMatch::Exact("api.example.com".into()), "/v2", "exact-v2"),
+            route(
+                HostMatch::Exact("api.example.com".into()),
+                "/",
+                "exact-root",
+            ),
+            route(
+                HostMatch::Exact("api.example.com".into()),
+                "/v2",
+                "exact-v2",
+            ),
             route(HostMatch::Wildcard(".example.com".into()), "/", "wild"),
-            route(HostMatch::Wildcard(".eu.example.com".into()), "/", "wild-eu"),
-            route(HostMatch::Exact("only.example.com".into()), "/admin", "only-admin"),
+            route(
+                HostMatch::Wildcard(".eu.example.com".into()),
+                "/",
+                "wild-eu",
+            ),
+            route(
+                HostMatch::Exact("only.example.com".into()),
+                "/admin",
+                "only-admin",
+            ),
         ];
-        let names = ["any-root", "any-api", "exact-root", "exact-v2", "wild", "wild-eu", "only-admin"];
+        let names = [
+            "any-root",
+            "any-api",
+            "exact-root",
+            "exact-v2",
+            "wild",
+            "wild-eu",
+            "only-admin",
+        ];
         Router::new(rs.iter().zip(names).collect())
     }
 

@@ -6,9 +6,7 @@ use std::borrow::Cow;
 /// Removes `.` and `..` segments. `..` never climbs above the root.
 /// Returns the input unchanged (borrowed) when there is nothing to remove.
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
-    let has_dots = path
-        .split('/')
-        .any(|seg| seg == "." || seg == "..");
+    let has_dots = path.split('/').any(|seg| seg == "." || seg == "..");
     if !has_dots {
         return Cow::Borrowed(path);
     }
@@ -57,7 +55,9 @@ pub fn strip_prefix(prefix: &str, path_and_query: &str) -> String {
     if prefix == "/" {
         return path_and_query.to_string();
     }
-    let rest = path_and_query.strip_prefix(prefix).unwrap_or(path_and_query);
+    let rest = path_and_query
+        .strip_prefix(prefix)
+        .unwrap_or(path_and_query);
     if rest.starts_with('/') {
         rest.to_string()
     } else {

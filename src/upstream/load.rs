@@ -31,7 +31,9 @@ impl LoadTable {
     }
 
     pub fn inflight(&self, index: usize) -> usize {
-        self.inflight.get(index).map_or(0, |c| c.load(Ordering::Relaxed))
+        self.inflight
+            .get(index)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     pub fn len(&self) -> usize {
@@ -83,7 +85,8 @@ mod tests {
     fn replacing_a_guard_releases_the_old_one() {
         let t = LoadTable::new(2);
         let mut slot = Some(t.acquire(0));
-        slot = Some(t.acquire(1)); // a retry moves the request to backend 1
+        assert_eq!(t.inflight(0), 1);
+        slot.replace(t.acquire(1)); // a retry moves the request to backend 1
         assert_eq!((t.inflight(0), t.inflight(1)), (0, 1));
         drop(slot);
         assert_eq!(t.inflight(1), 0);

@@ -36,7 +36,9 @@ where
         // A policy may repeat candidates (random ones do); bound the walk so a
         // pick never spins, while leaving room to see every backend.
         let budget = self.backends().get_backend().len() * 4 + 16;
-        let chosen = self.select_with(key, budget, |b, ready| ready && index_of(b).is_some_and(accept))?;
+        let chosen = self.select_with(key, budget, |b, ready| {
+            ready && index_of(b).is_some_and(accept)
+        })?;
         index_of(&chosen)
     }
 }
@@ -50,7 +52,9 @@ pub struct Upstream {
 impl Upstream {
     pub fn build(spec: Arc<UpstreamSpec>) -> Self {
         let load = LoadTable::new(spec.backends.len());
-        let ctx = SelectionContext { load: Arc::clone(&load) };
+        let ctx = SelectionContext {
+            load: Arc::clone(&load),
+        };
         let set = backend_set(&spec.backends);
         let picker: Arc<dyn Pick> = match spec.policy {
             // Only round robin is implemented so far; `check` warns about the rest.

@@ -15,7 +15,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `n` demo backends named `{prefix}-1` .. `{prefix}-n`.
@@ -27,7 +31,10 @@ pub fn backends(prefix: &str, n: usize) -> Vec<DemoServer> {
 
 /// `backends: [...]` YAML for demo servers.
 pub fn backend_list(servers: &[DemoServer]) -> String {
-    let items: Vec<String> = servers.iter().map(|s| format!("{{ addr: \"{}\" }}", s.addr)).collect();
+    let items: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{{ addr: \"{}\" }}", s.addr))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -60,7 +67,12 @@ impl Proxy {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut p = Proxy { child, dir, http, admin };
+        let mut p = Proxy {
+            child,
+            dir,
+            http,
+            admin,
+        };
         p.wait_ready();
         p
     }
@@ -107,19 +119,25 @@ impl Drop for Proxy {
 }
 
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (n, rest) = match series.find('{') {
-            Some(i) => (&series[..i], &series[i..]),
-            None => (series, ""),
-        };
-        if n != name {
-            return None;
-        }
-        let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-        let count = rest.matches("=\"").count();
-        (all && count == labels.len()).then(|| value.parse().ok()).flatten()
-    })
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = match series.find('{') {
+                Some(i) => (&series[..i], &series[i..]),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            let count = rest.matches("=\"").count();
+            (all && count == labels.len())
+                .then(|| value.parse().ok())
+                .flatten()
+        })
 }
 
 /// A parsed HTTP/1.1 response.
@@ -155,7 +173,10 @@ impl Response {
 
     pub fn seen_headers(&self, name: &str) -> Vec<&str> {
         let prefix = format!("header {name}: ");
-        self.body.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
+        self.body
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .collect()
     }
 
     fn line_value(&self, prefix: &str) -> Option<&str> {
@@ -164,7 +185,10 @@ impl Response {
 }
 
 pub fn get(addr: SocketAddr, host: &str, target: &str) -> Response {
-    send(addr, format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+    send(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// Sends raw bytes on a fresh connection and reads one response.
@@ -193,9 +217,16 @@ pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Option<Response> {
         let (k, v) = h.split_once(':')?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let mut resp = Response { status, headers, body: String::new() };
+    let mut resp = Response {
+        status,
+        headers,
+        body: String::new(),
+    };
     let mut body = Vec::new();
-    if resp.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
         loop {
             let mut size = String::new();
             r.read_line(&mut size).ok()?;
@@ -220,7 +251,11 @@ pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Option<Response> {
 
 /// Runs `switchyard check -c FILE`; returns (exit code, stdout, stderr).
 pub fn check(file: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(BIN).args(["check", "-c"]).arg(file).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(file)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -229,5 +264,7 @@ pub fn check(file: &std::path::Path) -> (i32, String, String) {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }

@@ -61,16 +61,21 @@ mod tests {
     use super::*;
 
     fn set(n: usize) -> BTreeSet<Backend> {
-        (0..n).map(|i| Backend::new(&format!("127.0.0.1:{}", 9000 + i)).unwrap()).collect()
+        (0..n)
+            .map(|i| Backend::new(&format!("127.0.0.1:{}", 9000 + i)).unwrap())
+            .collect()
     }
 
     #[test]
     fn takes_turns_and_walks_the_ring() {
         let rr = Arc::new(RoundRobin::build(&set(3)));
-        let firsts: Vec<u16> = (0..6).map(|_| rr.iter(b"").next().unwrap().addr.as_inet().unwrap().port()).collect();
+        let firsts: Vec<u16> = (0..6)
+            .map(|_| rr.iter(b"").next().unwrap().addr.as_inet().unwrap().port())
+            .collect();
         assert_eq!(firsts, [9000, 9001, 9002, 9000, 9001, 9002]);
         let mut it = rr.iter(b"");
-        let all: Vec<u16> = std::iter::from_fn(|| it.next().map(|b| b.addr.as_inet().unwrap().port())).collect();
+        let all: Vec<u16> =
+            std::iter::from_fn(|| it.next().map(|b| b.addr.as_inet().unwrap().port())).collect();
         assert_eq!(all, [9000, 9001, 9002]);
     }
 }

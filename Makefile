@@ -1,0 +1,45 @@
+# switchyard — the two commands a new machine needs: `make run` and `make test`.
+CARGO ?= cargo
+RELEASE_BIN := target/release/switchyard
+DEBUG_BIN := target/debug/switchyard
+
+.PHONY: all deps build run test check-conf bench fmt clippy clean
+
+all: build
+
+## Install the system packages a fresh machine lacks (cmake, C compiler, curl).
+deps:
+	@./scripts/install-deps.sh
+
+## Release build.
+build: deps
+	$(CARGO) build --release
+
+## Build, then serve conf/example.yaml on :8080 with three demo backends.
+run: build
+	./scripts/demo.sh $(RELEASE_BIN) conf/example.yaml
+
+## Everything CI checks: format, lints, config examples, unit + integration tests.
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) build
+	$(MAKE) --no-print-directory check-conf BIN=$(DEBUG_BIN)
+	$(CARGO) test
+
+## `switchyard check` on every shipped config.
+check-conf:
+	@for f in conf/*.yaml; do $(or $(BIN),$(DEBUG_BIN)) check -c $$f || exit 1; done
+
+## Benchmarks (criterion); see README for the numbers and how they were taken.
+bench: deps
+	$(CARGO) bench --bench selection
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

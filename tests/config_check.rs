@@ -1,0 +1,156 @@
+//! `switchyard check` and `run` on bad configs: every problem named with its
+//! YAML path and line, exit codes per the SPEC, all problems in one run.
+
+mod common;
+use common::*;
+
+/// (fixture, expected line, expected path, words the message must contain)
+const CASES: &[(&str, usize, &str, &str)] = &[
+    (
+        "unknown_key.yaml",
+        6,
+        "listeners.web.routes[0].path_prefx",
+        "did you mean \"path_prefix\"",
+    ),
+    (
+        "unknown_policy.yaml",
+        7,
+        "upstreams.api.policy",
+        "round_robin, weighted_round_robin, least_conn, p2c",
+    ),
+    (
+        "missing_upstream.yaml",
+        7,
+        "listeners.web.routes[1].upstream",
+        "upstream \"billing\" is not defined",
+    ),
+    (
+        "bad_address.yaml",
+        9,
+        "upstreams.api.backends[1].addr",
+        "127.0.0.1:99999",
+    ),
+    ("empty_backends.yaml", 6, "upstreams.api", "no backends"),
+    (
+        "hash_without_key.yaml",
+        6,
+        "upstreams.api",
+        "needs a `hash_key`",
+    ),
+    (
+        "bad_duration.yaml",
+        7,
+        "upstreams.api.connect_timeout",
+        "250ms, 2s, 1m or 1h",
+    ),
+    ("not_yaml.yaml", 5, "", "not valid YAML"),
+    (
+        "wrong_type.yaml",
+        9,
+        "upstreams.api.backends[0].weight",
+        "invalid type",
+    ),
+];
+
+#[test]
+fn every_invalid_fixture_is_rejected_with_path_and_line() {
+    for (file, line, path, words) in CASES {
+        let (code, _out, err) = check(&fixture(file));
+        assert_eq!(code, 1, "{file} should be rejected:\n{err}");
+        let wanted = format!("line {line}: error: ");
+        let hit = err
+            .lines()
+            .find(|l| l.contains(&wanted) && l.contains(path))
+            .unwrap_or_else(|| panic!("{file}: no error at line {line} for {path:?}:\n{err}"));
+        let block = &err[err.find(hit).unwrap()..];
+        let block: String = block.lines().take(2).collect::<Vec<_>>().join("\n");
+        assert!(block.contains(words), "{file}: {words:?} not in:\n{block}");
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let (code, _out, err) = check(&fixture("many_problems.yaml"));
+    assert_eq!(code, 1);
+    for (line, path) in [
+        (2, "server.threads"),
+        (3, "server.grace_perod"),
+        (6, "listeners.web.listen"),
+        (8, "listeners.web.routes[0].upstream"),
+        (11, "upstreams.api.policy"),
+        (12, "upstreams.api.read_timeout"),
+        (15, "upstreams.api.backends[0].wieght"),
+    ] {
+        assert!(
+            err.contains(&format!("line {line}: error: {path}")),
+            "missing line {line} {path} in:\n{err}"
+        );
+    }
+    assert!(err.contains("7 error(s)"), "{err}");
+}
+
+#[test]
+fn shipped_examples_are_valid() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut n = 0;
+    for entry in std::fs::read_dir(conf).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let (code, out, err) = check(&path);
+            assert_eq!(code, 0, "{}:\n{err}", path.display());
+            assert!(out.contains("ok"), "{out}");
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn run_refuses_an_invalid_config_with_exit_1() {
+    let out = std::process::Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(fixture("unknown_policy.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 7: error: upstreams.api.policy"), "{err}");
+}
+
+#[test]
+fn run_exits_2_when_it_cannot_bind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("c.yaml");
+    std::fs::write(
+        &conf,
+        format!("listeners:\n  web:\n    listen: \"{addr}\"\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ backends: [{{ addr: 127.0.0.1:9 }}] }}\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
+}
+
+#[test]
+fn usage_errors_exit_1_and_version_exits_0() {
+    let out = std::process::Command::new(BIN)
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("switchyard "));
+    let (code, _, err) = check(std::path::Path::new("/nonexistent/switchyard.yaml"));
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read"));
+}
