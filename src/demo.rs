@@ -8,29 +8,87 @@
 //! steer it: `sleep_ms=N` waits before answering, `status=N` answers N,
 //! `pad=N` appends N bytes of `x` to the body (for large responses).
 //! Request bodies may use Content-Length or chunked encoding.
+//!
+//! [`DemoState`] is shared with whoever started the server: it counts
+//! requests, remembers the last targets seen (bounded), and can force every
+//! answer to one status (tests use that to fail health checks).
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 const MAX_HEAD: usize = 64 * 1024;
 
-/// Serves `listener` forever as backend `name`; `hits` counts requests.
-pub async fn serve(listener: TcpListener, name: Arc<str>, hits: Arc<AtomicUsize>) {
+/// How many recent request targets [`DemoState`] remembers.
+const RECENT: usize = 1024;
+
+/// What a demo backend shares with its owner.
+pub struct DemoState {
+    pub name: String,
+    hits: AtomicUsize,
+    /// 0 = answer normally.
+    forced_status: AtomicU16,
+    recent: Mutex<VecDeque<(Instant, String)>>,
+}
+
+impl DemoState {
+    pub fn new(name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_string(),
+            hits: AtomicUsize::new(0),
+            forced_status: AtomicU16::new(0),
+            recent: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Requests answered so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Answer every request with `status` (None: answer normally).
+    pub fn force_status(&self, status: Option<u16>) {
+        self.forced_status
+            .store(status.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// When each of the last requests whose target starts with `prefix` arrived.
+    pub fn arrivals(&self, prefix: &str) -> Vec<Instant> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .filter(|(_, t)| t.starts_with(prefix))
+            .map(|(at, _)| *at)
+            .collect()
+    }
+
+    fn record(&self, target: &str) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back((Instant::now(), target.to_string()));
+    }
+}
+
+/// Serves `listener` forever as the backend described by `state`.
+pub async fn serve(listener: TcpListener, state: Arc<DemoState>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (name, hits) = (Arc::clone(&name), Arc::clone(&hits));
+        let state = Arc::clone(&state);
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, &name, &hits).await {
-                log::debug!("demo backend {name}: {e}");
+            if let Err(e) = connection(stream, &state).await {
+                log::debug!("demo backend {}: {e}", state.name);
             }
         });
     }
@@ -70,21 +128,24 @@ impl Request {
     }
 }
 
-async fn connection(stream: TcpStream, name: &str, hits: &AtomicUsize) -> io::Result<()> {
+async fn connection(stream: TcpStream, state: &DemoState) -> io::Result<()> {
+    let name = state.name.as_str();
     let mut stream = BufReader::new(stream);
     loop {
         let Some(req) = read_request(&mut stream).await? else {
             return Ok(());
         };
-        hits.fetch_add(1, Ordering::Relaxed);
+        state.record(&req.target);
         if let Some(ms) = req.query("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
             tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
         }
+        let forced = state.forced_status.load(Ordering::Relaxed);
         let status = req
             .query("status")
             .and_then(|v| v.parse::<u16>().ok())
             .filter(|s| (200..=599).contains(s))
             .unwrap_or(200);
+        let status = if forced > 0 { forced } else { status };
         let mut body = format!(
             "backend: {name}\nmethod: {}\ntarget: {}\nbody-bytes: {}\n",
             req.method, req.target, req.body_len
@@ -215,7 +276,7 @@ async fn read_chunked(stream: &mut BufReader<TcpStream>) -> io::Result<usize> {
 pub struct DemoServer {
     pub name: String,
     pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
+    pub state: Arc<DemoState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -226,19 +287,19 @@ impl DemoServer {
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let local = std_listener.local_addr()?;
-        let hits = Arc::new(AtomicUsize::new(0));
+        let state = DemoState::new(name);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (thread_name, thread_hits) = (Arc::<str>::from(name), Arc::clone(&hits));
+        let thread_state = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
                 let Ok(listener) = TcpListener::from_std(std_listener) else {
                     return;
                 };
                 tokio::select! {
-                    _ = serve(listener, thread_name, thread_hits) => {}
+                    _ = serve(listener, thread_state) => {}
                     _ = stopped => {}
                 }
             });
@@ -247,14 +308,14 @@ impl DemoServer {
         Ok(Self {
             name: name.to_string(),
             addr: local,
-            hits,
+            state,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
     pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::Relaxed)
+        self.state.hits()
     }
 }
 

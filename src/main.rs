@@ -3,8 +3,6 @@
 //! 2 runtime failure (e.g. cannot bind).
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use switchyard::config::{self, Severity};
@@ -139,7 +137,7 @@ fn demo_backend(listen: &str, name: &str) -> ExitCode {
         match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => {
                 eprintln!("demo backend {name} listening on {listen}");
-                switchyard::demo::serve(l, name.into(), Arc::new(AtomicUsize::new(0))).await;
+                switchyard::demo::serve(l, switchyard::demo::DemoState::new(name)).await;
                 ExitCode::SUCCESS
             }
             Err(e) => {
