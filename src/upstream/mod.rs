@@ -57,13 +57,13 @@ impl Upstream {
         };
         let set = backend_set(&spec.backends);
         let picker: Arc<dyn Pick> = match spec.policy {
-            // Only round robin is implemented so far; `check` warns about the rest.
-            Policy::RoundRobin
-            | Policy::WeightedRoundRobin
+            Policy::RoundRobin => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
+            Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
+            // Not implemented yet; `check` warns about these.
+            Policy::WeightedRoundRobin
             | Policy::LeastConn
             | Policy::P2c
-            | Policy::ConsistentHash
-            | Policy::Random => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
+            | Policy::ConsistentHash => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
         };
         Self { spec, picker, load }
     }

@@ -8,8 +8,14 @@
 //! shared load table, so load-aware policies read live in-flight counts that
 //! survive rebuilds.
 
+mod candidates;
+mod random;
+mod rng;
 mod round_robin;
+#[cfg(test)]
+mod testing;
 
+pub use random::Random;
 pub use round_robin::RoundRobin;
 
 use std::sync::Arc;
