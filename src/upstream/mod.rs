@@ -58,12 +58,14 @@ impl Upstream {
         let set = backend_set(&spec.backends);
         let picker: Arc<dyn Pick> = match spec.policy {
             Policy::RoundRobin => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
+            Policy::WeightedRoundRobin => {
+                Arc::new(balancer::<selection::WeightedRoundRobin>(set, ctx))
+            }
             Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
             // Not implemented yet; `check` warns about these.
-            Policy::WeightedRoundRobin
-            | Policy::LeastConn
-            | Policy::P2c
-            | Policy::ConsistentHash => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
+            Policy::LeastConn | Policy::P2c | Policy::ConsistentHash => {
+                Arc::new(balancer::<selection::RoundRobin>(set, ctx))
+            }
         };
         Self { spec, picker, load }
     }

@@ -14,9 +14,11 @@ mod rng;
 mod round_robin;
 #[cfg(test)]
 mod testing;
+mod weighted_round_robin;
 
 pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use weighted_round_robin::WeightedRoundRobin;
 
 use std::sync::Arc;
 
