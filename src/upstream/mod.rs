@@ -61,9 +61,10 @@ impl Upstream {
             Policy::WeightedRoundRobin => {
                 Arc::new(balancer::<selection::WeightedRoundRobin>(set, ctx))
             }
+            Policy::LeastConn => Arc::new(balancer::<selection::LeastConn>(set, ctx)),
             Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
             // Not implemented yet; `check` warns about these.
-            Policy::LeastConn | Policy::P2c | Policy::ConsistentHash => {
+            Policy::P2c | Policy::ConsistentHash => {
                 Arc::new(balancer::<selection::RoundRobin>(set, ctx))
             }
         };

@@ -9,6 +9,7 @@
 //! survive rebuilds.
 
 mod candidates;
+mod least_conn;
 mod random;
 mod rng;
 mod round_robin;
@@ -16,6 +17,7 @@ mod round_robin;
 mod testing;
 mod weighted_round_robin;
 
+pub use least_conn::LeastConn;
 pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
