@@ -62,11 +62,10 @@ impl Upstream {
                 Arc::new(balancer::<selection::WeightedRoundRobin>(set, ctx))
             }
             Policy::LeastConn => Arc::new(balancer::<selection::LeastConn>(set, ctx)),
+            Policy::P2c => Arc::new(balancer::<selection::P2c>(set, ctx)),
             Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
             // Not implemented yet; `check` warns about these.
-            Policy::P2c | Policy::ConsistentHash => {
-                Arc::new(balancer::<selection::RoundRobin>(set, ctx))
-            }
+            Policy::ConsistentHash => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
         };
         Self { spec, picker, load }
     }

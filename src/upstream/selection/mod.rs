@@ -10,6 +10,7 @@
 
 mod candidates;
 mod least_conn;
+mod p2c;
 mod random;
 mod rng;
 mod round_robin;
@@ -18,6 +19,7 @@ mod testing;
 mod weighted_round_robin;
 
 pub use least_conn::LeastConn;
+pub use p2c::P2c;
 pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
