@@ -63,9 +63,8 @@ impl Upstream {
             }
             Policy::LeastConn => Arc::new(balancer::<selection::LeastConn>(set, ctx)),
             Policy::P2c => Arc::new(balancer::<selection::P2c>(set, ctx)),
+            Policy::ConsistentHash => Arc::new(balancer::<selection::ConsistentHash>(set, ctx)),
             Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
-            // Not implemented yet; `check` warns about these.
-            Policy::ConsistentHash => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
         };
         Self { spec, picker, load }
     }

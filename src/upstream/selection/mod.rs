@@ -9,6 +9,7 @@
 //! survive rebuilds.
 
 mod candidates;
+mod consistent_hash;
 mod least_conn;
 mod p2c;
 mod random;
@@ -18,6 +19,7 @@ mod round_robin;
 mod testing;
 mod weighted_round_robin;
 
+pub use consistent_hash::ConsistentHash;
 pub use least_conn::LeastConn;
 pub use p2c::P2c;
 pub use random::Random;
