@@ -20,6 +20,8 @@ pub struct Candidates {
     backends: Box<[Backend]>,
     /// Load-table index of each candidate (its config position).
     slots: Box<[usize]>,
+    /// Each candidate's weight, packed for load scans.
+    weights: Box<[usize]>,
     load: Arc<LoadTable>,
 }
 
@@ -33,6 +35,7 @@ impl Candidates {
             Some(c) => Arc::clone(&c.load),
             None => LoadTable::new(set.len()),
         };
+        let weights = backends.iter().map(|b| b.weight).collect();
         // A backend without an index (not built by `Upstream`) reads slot
         // usize::MAX, which the table answers with 0: never another's load.
         let slots = backends
@@ -42,6 +45,7 @@ impl Candidates {
         Self {
             backends,
             slots,
+            weights,
             load,
         }
     }
@@ -54,6 +58,10 @@ impl Candidates {
         &self.backends[i]
     }
 
+    pub fn weight(&self, i: usize) -> usize {
+        self.weights[i]
+    }
+
     /// Backend `i`'s in-flight count now.
     pub fn inflight(&self, i: usize) -> usize {
         self.load.inflight(self.slots[i])
@@ -63,9 +71,9 @@ impl Candidates {
     pub fn compare_load(&self, a: usize, b: usize) -> Ordering {
         compare_load(
             self.inflight(a),
-            self.backends[a].weight,
+            self.weights[a],
             self.inflight(b),
-            self.backends[b].weight,
+            self.weights[b],
         )
     }
 }
@@ -82,29 +90,34 @@ pub fn compare_load(load_a: usize, weight_a: usize, load_b: usize, weight_b: usi
     }
 }
 
-/// Walks positions `start, start+1, …` modulo `len`, each once.
+/// Walks positions `start, start+1, …` modulo `len`, each once. One
+/// compare per step, no division (this is least_conn's inner loop).
 #[derive(Clone, Copy, Debug)]
 pub struct RingWalk {
-    start: usize,
-    step: usize,
+    pos: usize,
+    left: usize,
     len: usize,
 }
 
 impl RingWalk {
     pub fn new(start: usize, len: usize) -> Self {
         Self {
-            start,
-            step: 0,
+            pos: if len == 0 { 0 } else { start % len },
+            left: len,
             len,
         }
     }
 
     pub fn next_pos(&mut self) -> Option<usize> {
-        if self.step >= self.len {
+        if self.left == 0 {
             return None;
         }
-        let pos = (self.start % self.len + self.step) % self.len;
-        self.step += 1;
+        self.left -= 1;
+        let pos = self.pos;
+        self.pos += 1;
+        if self.pos == self.len {
+            self.pos = 0;
+        }
         Some(pos)
     }
 }

@@ -62,7 +62,7 @@ fn node_name(addr: &SocketAddr) -> Vec<u8> {
 
 impl ConsistentHash {
     fn new(cands: Candidates) -> Self {
-        let weight = |c: usize| cands.get(c).weight.min(MAX_WEIGHT);
+        let weight = |c: usize| cands.weight(c).min(MAX_WEIGHT);
         let total: usize = (0..cands.len()).map(weight).sum();
         let mut ring = Vec::with_capacity(total.saturating_mul(POINTS_PER_WEIGHT));
         for c in 0..cands.len() {

@@ -56,12 +56,15 @@ impl BackendSelection for LeastConn {
     fn iter(self: &Arc<Self>, _key: &[u8]) -> LeastConnIter {
         let n = self.cands.len();
         let start = self.last.load(Ordering::Relaxed).wrapping_add(1);
+        let cands = &self.cands;
         let mut walk = RingWalk::new(start, n);
         let mut best = walk.next_pos();
         if let Some(mut b) = best {
+            let (mut b_load, mut b_weight) = (cands.inflight(b), cands.weight(b));
             while let Some(pos) = walk.next_pos() {
-                if self.cands.compare_load(pos, b) == Cmp::Less {
-                    b = pos;
+                let (load, weight) = (cands.inflight(pos), cands.weight(pos));
+                if compare_load(load, weight, b_load, b_weight) == Cmp::Less {
+                    (b, b_load, b_weight) = (pos, load, weight);
                 }
             }
             self.last.store(b, Ordering::Relaxed);
@@ -97,9 +100,8 @@ impl LeastConnIter {
             .map(|p| (p, cands.inflight(p)))
             .collect();
         // Stable: equal loads keep rotation order.
-        snapshot.sort_by(|&(a, la), &(b, lb)| {
-            compare_load(la, cands.get(a).weight, lb, cands.get(b).weight)
-        });
+        snapshot
+            .sort_by(|&(a, la), &(b, lb)| compare_load(la, cands.weight(a), lb, cands.weight(b)));
         snapshot.into_iter().rev().map(|(p, _)| p).collect()
     }
 }

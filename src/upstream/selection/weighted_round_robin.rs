@@ -96,13 +96,13 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 impl WeightedRoundRobin {
     fn new(cands: Candidates, precompute_work: usize) -> Self {
-        let weights: Vec<u64> = (0..cands.len())
-            .map(|i| cands.get(i).weight as u64)
-            .collect();
+        let weights: Vec<u64> = (0..cands.len()).map(|i| cands.weight(i) as u64).collect();
         let cumulative = weights
             .iter()
-            .scan(0u64, |sum, w| {
-                *sum += w;
+            .scan(0u64, |sum, &w| {
+                // Saturating: only weights far beyond the config's 1000 could
+                // overflow, and they must not panic.
+                *sum = sum.saturating_add(w);
                 Some(*sum)
             })
             .collect();
