@@ -54,11 +54,5 @@ pub fn warn(c: &Config, p: &mut Problems) {
         if !u.slow_start.is_zero() {
             p.warning(&up.key("slow_start"), format!("slow_start {not_yet}"));
         }
-        if u.policy != Policy::RoundRobin {
-            p.warning(
-                &up.key("policy"),
-                format!("policy {} {not_yet}; round_robin is used", u.policy.name()),
-            );
-        }
     }
 }

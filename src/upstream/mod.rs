@@ -6,6 +6,7 @@
 //! policy. Everything else talks to `Upstream` by backend *index* (config
 //! order), which is also the index of the load table and metrics.
 
+pub mod hash_key;
 pub mod load;
 pub mod selection;
 
@@ -57,13 +58,14 @@ impl Upstream {
         };
         let set = backend_set(&spec.backends);
         let picker: Arc<dyn Pick> = match spec.policy {
-            // Only round robin is implemented so far; `check` warns about the rest.
-            Policy::RoundRobin
-            | Policy::WeightedRoundRobin
-            | Policy::LeastConn
-            | Policy::P2c
-            | Policy::ConsistentHash
-            | Policy::Random => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
+            Policy::RoundRobin => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
+            Policy::WeightedRoundRobin => {
+                Arc::new(balancer::<selection::WeightedRoundRobin>(set, ctx))
+            }
+            Policy::LeastConn => Arc::new(balancer::<selection::LeastConn>(set, ctx)),
+            Policy::P2c => Arc::new(balancer::<selection::P2c>(set, ctx)),
+            Policy::ConsistentHash => Arc::new(balancer::<selection::ConsistentHash>(set, ctx)),
+            Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
         };
         Self { spec, picker, load }
     }
