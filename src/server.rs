@@ -77,11 +77,14 @@ pub fn build(config: &Config, start: StartOptions) -> Server {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::new());
-    let upstreams: BTreeMap<&str, Arc<Upstream>> = config
-        .upstreams
-        .iter()
-        .map(|(name, spec)| (name.as_str(), Arc::new(Upstream::build(Arc::clone(spec)))))
-        .collect();
+    let mut upstreams: BTreeMap<&str, Arc<Upstream>> = BTreeMap::new();
+    for (name, spec) in &config.upstreams {
+        let (upstream, health_service) = Upstream::build(Arc::clone(spec));
+        if let Some(service) = health_service {
+            server.add_boxed_service(service);
+        }
+        upstreams.insert(name.as_str(), upstream);
+    }
 
     for listener in &config.listeners {
         let ListenerKind::Http { routes } = &listener.kind else {

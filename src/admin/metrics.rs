@@ -117,7 +117,9 @@ impl Metrics {
                 self.backend_inflight
                     .with_label_values(&labels)
                     .set(u.inflight(i) as i64);
-                self.backend_up.with_label_values(&labels).set(1);
+                self.backend_up
+                    .with_label_values(&labels)
+                    .set(i64::from(u.healthy(i)));
                 self.circuit_state.with_label_values(&labels).set(0);
             }
         }

@@ -39,7 +39,7 @@ pub fn snapshot(upstreams: &[Arc<Upstream>]) -> Status<'_> {
                 .map(|(i, b)| BackendStatus {
                     addr: &b.addr,
                     weight: b.weight,
-                    up: true,
+                    up: u.healthy(i),
                     inflight: u.inflight(i),
                     circuit: "closed",
                 })

@@ -117,14 +117,10 @@ fn health_and_breaker_settings_are_validated() {
 
 #[test]
 fn unserved_features_warn_instead_of_silently_doing_nothing() {
-    let text = MINIMAL.replace(
-        "    backends: [{ addr: 127.0.0.1:9001 }]\n",
-        "    backends: [{ addr: 127.0.0.1:9001 }]\n    health_check: { type: tcp }\n",
-    );
+    let text = format!("server: {{ access_log: /tmp/access.log }}\n{MINIMAL}");
     let loaded = load_str(&text).unwrap();
     assert!(loaded
         .warnings
         .iter()
-        .any(|w| w.path.to_string() == "upstreams.u.health_check"
-            && w.message.contains("not enforced")));
+        .any(|w| w.path.to_string() == "server.access_log" && w.message.contains("not enforced")));
 }

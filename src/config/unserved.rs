@@ -39,20 +39,11 @@ pub fn warn(c: &Config, p: &mut Problems) {
     }
     for (name, u) in &c.upstreams {
         let up = root.key("upstreams").key(name);
-        if u.health_check.is_some() {
-            p.warning(
-                &up.key("health_check"),
-                format!("health_check {not_yet}; backends count as up"),
-            );
-        }
         if u.circuit_breaker.is_some() {
             p.warning(
                 &up.key("circuit_breaker"),
                 format!("circuit_breaker {not_yet}"),
             );
-        }
-        if !u.slow_start.is_zero() {
-            p.warning(&up.key("slow_start"), format!("slow_start {not_yet}"));
         }
     }
 }

@@ -23,6 +23,8 @@ mod route;
 pub use ctx::RequestCtx;
 pub use route::RouteRuntime;
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -33,7 +35,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::admin::Metrics;
+use crate::config::Policy;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
+use crate::upstream::hash_key::key_or_client_ip;
 
 pub struct HttpProxy {
     pub listener: String,
@@ -70,7 +74,7 @@ impl ProxyHttp for HttpProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let route = ctx.route.clone().ok_or_else(|| {
@@ -79,7 +83,13 @@ impl ProxyHttp for HttpProxy {
         let upstream = &route.upstream;
         // Release the previous attempt's hold before picking again.
         ctx.inflight = None;
-        let Some(index) = upstream.select(b"", &ctx.tried) else {
+        let key = match &upstream.spec.hash_key {
+            Some(k) if upstream.spec.policy == Policy::ConsistentHash => {
+                key_or_client_ip(k, session.req_header(), client_ip(session))
+            }
+            _ => Cow::Borrowed(&b""[..]),
+        };
+        let Some(index) = upstream.select(&key, &ctx.tried) else {
             let (code, why) = if ctx.tried.is_empty() {
                 (503, "no backend is selectable")
             } else {
@@ -143,11 +153,7 @@ impl ProxyHttp for HttpProxy {
             }
         }
         headers::restore_te_trailers(session.req_header(), upstream_request)?;
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        headers::set_forwarding(upstream_request, client_ip, self.scheme)
+        headers::set_forwarding(upstream_request, client_ip(session), self.scheme)
     }
 
     async fn response_filter(
@@ -224,6 +230,14 @@ fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
         set_path_and_query(req, &rebuilt)?;
     }
     Ok(())
+}
+
+/// The client's socket IP (never a header).
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 fn set_path_and_query(req: &mut RequestHeader, pq: &str) -> Result<()> {

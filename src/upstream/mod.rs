@@ -1,31 +1,46 @@
 //! Upstream groups: the backends of one `upstreams:` entry, the policy that
-//! orders them, and their live load.
+//! orders them, their health and their live load.
 //!
 //! Pingora's `LoadBalancer<S>` is generic over the policy; [`Pick`] erases
 //! that once, and [`Upstream::build`] holds the one `match` on the configured
 //! policy. Everything else talks to `Upstream` by backend *index* (config
 //! order), which is also the index of the load table and metrics.
+//!
+//! Whether a backend may take a request is decided in one place,
+//! [`Upstream::select`]'s `accept`: healthy (Pingora's health state), not
+//! draining (weight 0), not already tried by this request, and admitted by
+//! slow start while it ramps. Policies only order candidates.
 
 pub mod hash_key;
+pub mod health;
 pub mod load;
 pub mod selection;
+pub mod slow_start;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::FutureExt;
 use pingora::lb::discovery::Static;
 use pingora::lb::selection::{BackendIter, BackendSelection};
 use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::services::background::background_service;
+use pingora::services::ServiceWithDependents;
 
 use crate::config::{BackendSpec, Policy, UpstreamSpec};
+use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
 use selection::{index_of, BackendIndex, SelectionContext};
 
 /// An upstream group that can pick a backend: `LoadBalancer<S>` for any policy.
 pub trait Pick: Send + Sync {
-    /// The first backend (by index) in policy order for which `accept` holds.
+    /// The first backend (by index) in policy order that is healthy and for
+    /// which `accept` holds.
     fn pick(&self, key: &[u8], accept: &dyn Fn(usize) -> bool) -> Option<usize>;
+
+    /// Whether `backend` passes its health checks (always, without checks).
+    fn healthy(&self, backend: &Backend) -> bool;
 }
 
 impl<S> Pick for LoadBalancer<S>
@@ -42,40 +57,87 @@ where
         })?;
         index_of(&chosen)
     }
+
+    fn healthy(&self, backend: &Backend) -> bool {
+        self.backends().ready(backend)
+    }
 }
 
 pub struct Upstream {
     pub spec: Arc<UpstreamSpec>,
     picker: Arc<dyn Pick>,
     load: Arc<LoadTable>,
+    /// Pingora's view of each backend, by index, for health queries.
+    members: Vec<Backend>,
+    health: Arc<HealthEvents>,
 }
 
+/// The background service that runs an upstream's health checks; add it to
+/// the server or the checks never run.
+pub type HealthService = Box<dyn ServiceWithDependents>;
+
 impl Upstream {
-    pub fn build(spec: Arc<UpstreamSpec>) -> Self {
+    pub fn build(spec: Arc<UpstreamSpec>) -> (Arc<Self>, Option<HealthService>) {
         let load = LoadTable::new(spec.backends.len());
         let ctx = SelectionContext {
             load: Arc::clone(&load),
         };
-        let set = backend_set(&spec.backends);
-        let picker: Arc<dyn Pick> = match spec.policy {
-            Policy::RoundRobin => Arc::new(balancer::<selection::RoundRobin>(set, ctx)),
-            Policy::WeightedRoundRobin => {
-                Arc::new(balancer::<selection::WeightedRoundRobin>(set, ctx))
-            }
-            Policy::LeastConn => Arc::new(balancer::<selection::LeastConn>(set, ctx)),
-            Policy::P2c => Arc::new(balancer::<selection::P2c>(set, ctx)),
-            Policy::ConsistentHash => Arc::new(balancer::<selection::ConsistentHash>(set, ctx)),
-            Policy::Random => Arc::new(balancer::<selection::Random>(set, ctx)),
+        let members = members(&spec.backends);
+        let names = spec.backends.iter().map(|b| b.addr.clone()).collect();
+        let health = HealthEvents::new(&spec.name, names);
+        let set: BTreeSet<Backend> = members.iter().cloned().collect();
+        let parts = Parts {
+            spec: &spec,
+            set,
+            ctx,
+            health: &health,
         };
-        Self { spec, picker, load }
+        let (picker, service) = match spec.policy {
+            Policy::RoundRobin => balancer::<selection::RoundRobin>(parts),
+            Policy::WeightedRoundRobin => balancer::<selection::WeightedRoundRobin>(parts),
+            Policy::LeastConn => balancer::<selection::LeastConn>(parts),
+            Policy::P2c => balancer::<selection::P2c>(parts),
+            Policy::ConsistentHash => balancer::<selection::ConsistentHash>(parts),
+            Policy::Random => balancer::<selection::Random>(parts),
+        };
+        let upstream = Self {
+            spec,
+            picker,
+            load,
+            members,
+            health,
+        };
+        (Arc::new(upstream), service)
     }
 
     /// The backend for this attempt: the policy's first choice among backends
-    /// that are up, not draining (weight 0) and not in `tried`.
+    /// that are healthy, not draining (weight 0), not in `tried`, and —
+    /// while ramping after recovery — admitted by slow start. If slow start
+    /// turned every candidate away, the policy's choice without it is used:
+    /// a ramping backend is better than none.
     pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<usize> {
         let backends = &self.spec.backends;
+        let usable = |i: usize| backends[i].weight > 0 && !tried.contains(&i);
+        let now = Instant::now();
         self.picker
-            .pick(key, &|i| backends[i].weight > 0 && !tried.contains(&i))
+            .pick(key, &|i| usable(i) && self.slow_start_admits(i, now))
+            .or_else(|| self.picker.pick(key, &usable))
+    }
+
+    fn slow_start_admits(&self, index: usize, now: Instant) -> bool {
+        let window = self.spec.slow_start;
+        if window.is_zero() || self.spec.policy == Policy::ConsistentHash {
+            return true;
+        }
+        let share = slow_start::share(self.health.up_for(index, now), window);
+        share >= 1.0 || rand::random::<f64>() < share
+    }
+
+    /// Whether backend `index` passes its health checks.
+    pub fn healthy(&self, index: usize) -> bool {
+        self.members
+            .get(index)
+            .is_some_and(|b| self.picker.healthy(b))
     }
 
     pub fn acquire(&self, index: usize) -> InflightGuard {
@@ -91,7 +153,8 @@ impl Upstream {
     }
 }
 
-fn backend_set(specs: &[BackendSpec]) -> BTreeSet<Backend> {
+/// Pingora backends in config order, each carrying its index.
+fn members(specs: &[BackendSpec]) -> Vec<Backend> {
     specs
         .iter()
         .enumerate()
@@ -107,7 +170,8 @@ fn backend_set(specs: &[BackendSpec]) -> BTreeSet<Backend> {
         .collect()
 }
 
-fn balancer<S>(set: BTreeSet<Backend>, ctx: SelectionContext) -> LoadBalancer<S>
+/// A `LoadBalancer<S>` over a static backend set, selector already built.
+fn load_balancer<S>(set: BTreeSet<Backend>, ctx: SelectionContext) -> LoadBalancer<S>
 where
     S: BackendSelection<Config = SelectionContext> + 'static,
     S::Iter: BackendIter,
@@ -119,4 +183,32 @@ where
         log::error!("building upstream selector: {e}");
     }
     lb
+}
+
+/// What every policy's balancer is built from.
+struct Parts<'a> {
+    spec: &'a UpstreamSpec,
+    set: BTreeSet<Backend>,
+    ctx: SelectionContext,
+    health: &'a Arc<HealthEvents>,
+}
+
+/// A `LoadBalancer<S>` over the upstream's backends. With a health check it
+/// runs as a background service (returned for the server to add): every
+/// `interval`, all backends checked in parallel.
+fn balancer<S>(p: Parts<'_>) -> (Arc<dyn Pick>, Option<HealthService>)
+where
+    S: BackendSelection<Config = SelectionContext> + Send + Sync + 'static,
+    S::Iter: BackendIter,
+{
+    let mut lb = load_balancer::<S>(p.set, p.ctx);
+    let Some(check) = &p.spec.health_check else {
+        return (Arc::new(lb), None);
+    };
+    lb.set_health_check(health::build(check, Arc::clone(p.health)));
+    lb.health_check_frequency = Some(check.interval);
+    lb.parallel_health_check = true;
+    let service = background_service(&format!("health checks {}", p.spec.name), lb);
+    let picker: Arc<dyn Pick> = service.task();
+    (picker, Some(Box::new(service)))
 }

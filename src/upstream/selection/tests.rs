@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::testing::{members, set};
 use super::*;
-use crate::upstream::{balancer, Pick};
+use crate::upstream::{load_balancer as lb_over, Pick};
 
 fn load_balancer<S>(weights: &[usize]) -> Arc<dyn Pick>
 where
@@ -18,7 +18,7 @@ where
     let ctx = SelectionContext {
         load: LoadTable::new(weights.len()),
     };
-    Arc::new(balancer::<S>(set(weights), ctx))
+    Arc::new(lb_over::<S>(set(weights), ctx))
 }
 
 /// Whatever single backend `accept` allows, the pick finds it if the policy
