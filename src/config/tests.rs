@@ -124,3 +124,20 @@ fn unserved_features_warn_instead_of_silently_doing_nothing() {
         .iter()
         .any(|w| w.path.to_string() == "server.access_log" && w.message.contains("not enforced")));
 }
+
+#[test]
+fn consistent_hash_ring_size_is_bounded() {
+    let backends: Vec<String> = (0..11)
+        .map(|i| format!("{{ addr: \"127.0.0.1:{}\", weight: 1000 }}", 9000 + i))
+        .collect();
+    let text = MINIMAL.replace(
+        "    backends: [{ addr: 127.0.0.1:9001 }]\n",
+        &format!(
+            "    policy: consistent_hash\n    hash_key: path\n    backends: [{}]\n",
+            backends.join(", ")
+        ),
+    );
+    let es = errors(&text);
+    assert_eq!(es[0].path.to_string(), "upstreams.u.backends");
+    assert!(es[0].message.contains("ring points"), "{es:?}");
+}

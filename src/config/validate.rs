@@ -18,6 +18,10 @@ use super::raw::*;
 /// Ketama ring holds 160 points per weight unit, so it must stay bounded).
 pub const MAX_WEIGHT: u64 = 1000;
 
+/// Largest sum of weights for `consistent_hash`: 160 ring points per unit,
+/// 8 bytes each, so 10,000 units is a 12.8 MB ring built at start.
+pub const MAX_RING_WEIGHT: u64 = 10_000;
+
 pub fn validate(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     let root = YamlPath::root();
     let server = server(raw.server.unwrap_or_default(), &root.key("server"), p);
@@ -551,6 +555,14 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
             continue;
         }
         backends.push(b);
+    }
+    let total_weight: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    if policy == Policy::ConsistentHash && total_weight > MAX_RING_WEIGHT {
+        p.error(&path.key("backends"), format!(
+            "consistent_hash would place {} ring points (160 per weight unit, {total_weight} units)",
+            total_weight * 160
+        ))
+        .hint(format!("keep the sum of weights at most {MAX_RING_WEIGHT}; weights are relative, so divide them"));
     }
     if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
         p.warning(
