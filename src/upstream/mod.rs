@@ -7,9 +7,9 @@
 //! order), which is also the index of the load table and metrics.
 //!
 //! Whether a backend may take a request is decided in one place,
-//! [`Upstream::select`]'s `accept`: healthy (Pingora's health state), not
-//! draining (weight 0), not already tried by this request, and admitted by
-//! slow start while it ramps. Policies only order candidates.
+//! [`Upstream::select`]: healthy (Pingora's health state), not draining
+//! (weight 0), not already tried by this request, and admitted by slow start
+//! while it ramps. Policies only order candidates.
 
 pub mod hash_key;
 pub mod health;
@@ -111,10 +111,10 @@ impl Upstream {
     }
 
     /// The backend for this attempt: the policy's first choice among backends
-    /// that are healthy, not draining (weight 0), not in `tried`, and —
-    /// while ramping after recovery — admitted by slow start. If slow start
-    /// turned every candidate away, the policy's choice without it is used:
-    /// a ramping backend is better than none.
+    /// that are healthy, not draining (weight 0), not in `tried`, and — while
+    /// ramping after recovery — admitted by slow start. If slow start turned
+    /// every candidate away, the policy's choice without it is used: a
+    /// ramping backend is better than none.
     pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<usize> {
         let backends = &self.spec.backends;
         let usable = |i: usize| backends[i].weight > 0 && !tried.contains(&i);

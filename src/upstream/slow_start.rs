@@ -2,9 +2,9 @@
 //! traffic that ramps linearly from 10% to 100% over the `slow_start`
 //! window (HAProxy's `slowstart`, NGINX Plus's `slow_start`).
 //!
-//! It is applied in the one `accept` path: while ramping, a backend the
-//! policy picked is taken with probability [`share`], otherwise the policy's
-//! next candidate is used. That thins the backend's share for every policy
+//! It is applied in `Upstream::select`'s one `accept` path: while ramping, a
+//! backend the policy offers is taken with probability [`share`], otherwise
+//! the policy's next candidate is used. That thins the backend's share for every policy
 //! that spreads load (round robin, weighted, least_conn, p2c, random).
 //! `consistent_hash` is exempt: turning keys away would move them back and
 //! forth, which is worse than a cold cache for one window.

@@ -2,11 +2,12 @@
 //! increment per pick; the iterator then walks the ring from that start so a
 //! rejected candidate falls through to the next one in order.
 //!
-//! Each step past a rejected candidate also advances the shared counter, so
-//! the next request starts after the backend that took over. Without that, a
-//! down or draining backend's turn would always land on its ring neighbour
-//! (with a, b, c and b down: a, c, c, a, c, c); with it the survivors keep
-//! alternating evenly (a, c, a, c).
+//! When the backend whose turn it is gets turned away (down, draining, slow
+//! start), the walk continues from a random other position rather than from
+//! its ring neighbour; otherwise the neighbour would inherit every one of its
+//! turns (with a, b, c and b down: a, c, c, a, c, c). This way the survivors
+//! share them evenly, and the shared counter is not disturbed, so a ramping
+//! backend is still offered exactly its own turns.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,19 +35,25 @@ impl BackendSelection for RoundRobin {
     }
 
     fn iter(self: &Arc<Self>, _key: &[u8]) -> RingIter {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.backends.len().max(1);
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         RingIter {
             sel: Arc::clone(self),
             start,
+            offset: 0,
             step: 0,
         }
     }
 }
 
-/// Visits every backend once, starting at `start`.
+/// Visits every backend once: `start`, then the others in ring order from a
+/// random position.
 pub struct RingIter {
     sel: Arc<RoundRobin>,
     start: usize,
+    /// Where the fallback walk begins, relative to `start`; drawn on the
+    /// first fallback step.
+    offset: usize,
     step: usize,
 }
 
@@ -56,13 +63,17 @@ impl BackendIter for RingIter {
         if self.step >= n {
             return None;
         }
-        if self.step > 0 {
-            // The previous candidate was turned away: take its turn too.
-            self.sel.next.fetch_add(1, Ordering::Relaxed);
-        }
-        let b = &self.sel.backends[(self.start + self.step) % n];
+        let index = if self.step == 0 {
+            self.start
+        } else {
+            if self.step == 1 {
+                self.offset = super::rng::below(n - 1);
+            }
+            // The n - 1 positions other than `start`, in ring order.
+            (self.start + 1 + (self.offset + self.step - 1) % (n - 1)) % n
+        };
         self.step += 1;
-        Some(b)
+        self.sel.backends.get(index)
     }
 }
 
@@ -83,27 +94,36 @@ mod tests {
             .map(|_| rr.iter(b"").next().unwrap().addr.as_inet().unwrap().port())
             .collect();
         assert_eq!(firsts, [9000, 9001, 9002, 9000, 9001, 9002]);
-        let mut it = rr.iter(b"");
-        let all: Vec<u16> =
-            std::iter::from_fn(|| it.next().map(|b| b.addr.as_inet().unwrap().port())).collect();
-        assert_eq!(all, [9000, 9001, 9002]);
+        for _ in 0..20 {
+            let mut it = rr.iter(b"");
+            let mut all: Vec<u16> =
+                std::iter::from_fn(|| it.next().map(|b| b.addr.as_inet().unwrap().port()))
+                    .collect();
+            assert_eq!(all.len(), 3);
+            all.sort();
+            assert_eq!(all, [9000, 9001, 9002]);
+        }
     }
 
     #[test]
-    fn survivors_alternate_when_one_backend_is_turned_away() {
+    fn survivors_share_the_turns_of_a_backend_turned_away() {
         let rr = Arc::new(RoundRobin::build(&set(3)));
         let port = |b: &Backend| b.addr.as_inet().unwrap().port();
-        let picks: Vec<u16> = (0..6)
-            .map(|_| {
-                let mut it = rr.iter(b"");
-                loop {
-                    let p = port(it.next().unwrap());
-                    if p != 9001 {
-                        break p;
-                    }
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..3000 {
+            let mut it = rr.iter(b"");
+            let pick = loop {
+                let p = port(it.next().unwrap());
+                if p != 9001 {
+                    break p;
                 }
-            })
-            .collect();
-        assert_eq!(picks, [9000, 9002, 9000, 9002, 9000, 9002]);
+            };
+            *counts.entry(pick).or_insert(0) += 1;
+        }
+        // Each survivor: its own 1000 turns plus about half of the 1000 lost ones.
+        for p in [9000, 9002] {
+            let c = counts[&p];
+            assert!((1350..=1650).contains(&c), "{counts:?}");
+        }
     }
 }
