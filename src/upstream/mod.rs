@@ -6,6 +6,7 @@
 //! policy. Everything else talks to `Upstream` by backend *index* (config
 //! order), which is also the index of the load table and metrics.
 
+pub mod breaker;
 pub mod load;
 pub mod selection;
 
