@@ -16,14 +16,14 @@
 //! matches nothing and is treated as absent. Because the tag binds the
 //! backend's identity (upstream + addr), not its position, a token survives
 //! backends being reordered or others being removed: the hint misses, and the
-//! other backends are checked (one HMAC each, ≈1 µs).
+//! other backends are checked (one HMAC-SHA256 each).
 //!
-//! The key comes from `SWITCHYARD_STICKY_KEY` (any string of at least 16
-//! bytes, e.g. `openssl rand -hex 32`; surrounding whitespace is ignored). Without it a random
-//! key is made at start, and cookies are then only valid for that process:
-//! several instances behind one address, or the old and new process of an
-//! upgrade, must share the variable for stickiness to carry over. Make one key
-//! per process and share it between routes.
+//! The key comes from `SWITCHYARD_STICKY_KEY`: any string of at least 16
+//! bytes, used as is (e.g. `openssl rand -hex 32`; surrounding whitespace is
+//! ignored). Without it a random key is made at start, and cookies are then
+//! only valid for that process: several instances behind one address, or the
+//! old and new process of an upgrade, must share the variable for stickiness
+//! to carry over. Make one key per process and share it between routes.
 //!
 //! Also here: the exact `Set-Cookie` value ([`set_cookie_value`]) and reading
 //! one cookie out of the request's `Cookie` headers ([`cookie`]).
