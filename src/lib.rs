@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod filters;
 pub mod proxy;
 pub mod router;
 pub mod server;

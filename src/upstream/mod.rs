@@ -11,6 +11,7 @@
 //! (weight 0), not already tried by this request, and admitted by slow start
 //! while it ramps. Policies only order candidates.
 
+pub mod breaker;
 pub mod hash_key;
 pub mod health;
 pub mod load;
