@@ -120,8 +120,15 @@ fn run(file: &str, start: StartOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let server = match server::build(&loaded.config, start) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(1);
+        }
+    };
     log::info!("switchyard {} serving {file}", env!("CARGO_PKG_VERSION"));
-    server::build(&loaded.config, start).run_forever()
+    server.run_forever()
 }
 
 fn demo_backend(listen: &str, name: &str) -> ExitCode {

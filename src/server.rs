@@ -12,6 +12,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
+use crate::filters::sticky::StickyKey;
 use crate::proxy::{HttpProxy, RouteRuntime};
 use crate::router::Router;
 use crate::upstream::Upstream;
@@ -67,7 +68,17 @@ pub fn check_bindable(config: &Config) -> Result<(), String> {
 }
 
 /// Builds the server with all services added; call `run_forever` on it.
-pub fn build(config: &Config, start: StartOptions) -> Server {
+/// Fails (before binding anything) when `SWITCHYARD_STICKY_KEY` is unusable.
+pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
+    let sticky_key = StickyKey::from_env_or_random()
+        .map_err(|e| format!("{}: {e}", crate::filters::sticky::KEY_ENV))?;
+    if sticky_key.is_random() && uses_sticky(config) {
+        log::info!(
+            "sticky cookies are signed with a key generated at start: set {} to keep them valid across restarts and instances",
+            crate::filters::sticky::KEY_ENV
+        );
+    }
+    let sticky_key = Arc::new(sticky_key);
     let opt = Opt {
         upgrade: start.upgrade,
         daemon: start.daemon,
@@ -113,6 +124,7 @@ pub fn build(config: &Config, start: StartOptions) -> Server {
             } else {
                 "http"
             },
+            sticky_key: Arc::clone(&sticky_key),
         };
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
@@ -146,5 +158,12 @@ pub fn build(config: &Config, start: StartOptions) -> Server {
         service.threads = Some(1);
         server.add_service(service);
     }
-    server
+    Ok(server)
+}
+
+fn uses_sticky(config: &Config) -> bool {
+    config.listeners.iter().any(|l| match &l.kind {
+        ListenerKind::Http { routes } => routes.iter().any(|r| r.sticky.is_some()),
+        ListenerKind::Tcp { .. } => false,
+    })
 }

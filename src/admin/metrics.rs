@@ -120,7 +120,9 @@ impl Metrics {
                 self.backend_up
                     .with_label_values(&labels)
                     .set(i64::from(u.healthy(i)));
-                self.circuit_state.with_label_values(&labels).set(0);
+                self.circuit_state
+                    .with_label_values(&labels)
+                    .set(u.circuit(i).gauge());
             }
         }
     }

@@ -41,7 +41,7 @@ pub fn snapshot(upstreams: &[Arc<Upstream>]) -> Status<'_> {
                     weight: b.weight,
                     up: u.healthy(i),
                     inflight: u.inflight(i),
-                    circuit: "closed",
+                    circuit: u.circuit(i).name(),
                 })
                 .collect();
             (

@@ -27,23 +27,18 @@ pub fn warn(c: &Config, p: &mut Problems) {
             ListenerKind::Http { routes } => {
                 for (i, r) in routes.iter().enumerate() {
                     let rp = lp.key("routes").index(i);
-                    if r.rate_limit.is_some() {
-                        p.warning(&rp.key("rate_limit"), format!("rate_limit {not_yet}"));
-                    }
-                    if r.sticky.is_some() {
-                        p.warning(&rp.key("sticky"), format!("sticky {not_yet}"));
+                    if let Some(RateLimit {
+                        store: RateStore::Redis(_),
+                        ..
+                    }) = &r.rate_limit
+                    {
+                        p.warning(
+                            &rp.key("rate_limit").key("store"),
+                            format!("a redis store {not_yet}; each instance counts in memory (store: local)"),
+                        );
                     }
                 }
             }
-        }
-    }
-    for (name, u) in &c.upstreams {
-        let up = root.key("upstreams").key(name);
-        if u.circuit_breaker.is_some() {
-            p.warning(
-                &up.key("circuit_breaker"),
-                format!("circuit_breaker {not_yet}"),
-            );
         }
     }
 }

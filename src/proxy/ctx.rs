@@ -1,12 +1,13 @@
 //! Per-request state: one [`RequestCtx`] per request, created by Pingora in
 //! `new_ctx` and dropped after `logging`, which is what releases the
-//! in-flight guard however the request ended.
+//! in-flight count of the current attempt however the request ended.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::route::RouteRuntime;
-use crate::upstream::load::InflightGuard;
+use crate::filters::rate_limit::Decision;
+use crate::upstream::Attempt;
 
 pub struct RequestCtx {
     pub started: Instant,
@@ -14,10 +15,16 @@ pub struct RequestCtx {
     pub route: Option<Arc<RouteRuntime>>,
     /// Backends already tried for this request, by index, in order.
     pub tried: Vec<usize>,
-    /// The current attempt's hold on its backend.
-    pub inflight: Option<InflightGuard>,
-    /// Status of an answer switchyard made itself (errors, 404), for logging.
+    /// The current try: in-flight count and breaker permit.
+    pub attempt: Option<Attempt>,
+    /// Status of the backend's response headers, once they arrived.
+    pub upstream_status: Option<u16>,
+    /// Status of an answer switchyard made itself (errors, 404, 429).
     pub own_status: Option<u16>,
+    /// The route's rate limit decision, for the `RateLimit-*` headers.
+    pub rate: Option<Decision>,
+    /// A `Set-Cookie` value to add to the response (sticky routes).
+    pub set_cookie: Option<String>,
 }
 
 impl RequestCtx {
@@ -26,8 +33,11 @@ impl RequestCtx {
             started: Instant::now(),
             route: None,
             tried: Vec::new(),
-            inflight: None,
+            attempt: None,
+            upstream_status: None,
             own_status: None,
+            rate: None,
+            set_cookie: None,
         }
     }
 }

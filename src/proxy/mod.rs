@@ -4,17 +4,21 @@
 //!
 //! ```text
 //! request_filter ─── normalize target, route by host+path ──▶ 404 if none
-//!       │
-//! upstream_peer ──── select a backend not tried yet, take its in-flight guard
+//!       │             rate limit ──▶ 429 + Retry-After if over
+//! upstream_peer ──── sticky backend, else the policy: an Attempt (in-flight
+//!       │            guard + breaker permit) on a backend not tried yet
 //!       │               ├─ none selectable, first attempt ──▶ 503
 //!       │               └─ none left after connect failures ─▶ 502
-//! fail_to_connect ── retry on another backend while `retries` allow
+//! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
 //! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers
-//! response_filter ── hop-by-hop
+//! upstream_response_filter ── note the backend's status
+//! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
-//! logging ────────── metrics; ctx drops → in-flight guard released
+//! logging ────────── report the outcome to the breaker; metrics;
+//!                    ctx drops → in-flight count released
 //! ```
 
+mod choose;
 mod ctx;
 mod headers;
 mod respond;
@@ -23,9 +27,9 @@ mod route;
 pub use ctx::RequestCtx;
 pub use route::RouteRuntime;
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use http::uri::{PathAndQuery, Uri};
@@ -35,9 +39,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::admin::Metrics;
-use crate::config::Policy;
+use crate::filters::sticky::StickyKey;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
-use crate::upstream::hash_key::key_or_client_ip;
+use crate::upstream::breaker::Outcome;
 
 pub struct HttpProxy {
     pub listener: String,
@@ -45,6 +49,8 @@ pub struct HttpProxy {
     pub metrics: Arc<Metrics>,
     /// `https` when the listener terminates TLS.
     pub scheme: &'static str,
+    /// Signs and checks sticky cookies; one per process.
+    pub sticky_key: Arc<StickyKey>,
 }
 
 #[async_trait]
@@ -59,17 +65,32 @@ impl ProxyHttp for HttpProxy {
         let req = session.req_header_mut();
         to_origin_form(req)?;
         let host = request_host(req);
-        match self.router.find(&host, req.uri.path()) {
-            Some(route) => {
-                ctx.route = Some(Arc::clone(route));
-                Ok(false)
+        let Some(route) = self.router.find(&host, req.uri.path()) else {
+            ctx.own_status = Some(404);
+            respond::answer(session, 404, &[]).await;
+            return Ok(true);
+        };
+        ctx.route = Some(Arc::clone(route));
+        if let Some(limiter) = &route.rate_limit {
+            let decision = limiter.check_request(
+                client_ip(session),
+                &session.req_header().headers,
+                Instant::now(),
+            );
+            if !decision.allowed {
+                route.rate_limited.inc();
+                ctx.own_status = Some(429);
+                let headers = [
+                    ("Retry-After", decision.retry_after_secs().to_string()),
+                    ("RateLimit-Limit", decision.limit.to_string()),
+                    ("RateLimit-Remaining", decision.remaining.to_string()),
+                ];
+                respond::answer(session, 429, &headers).await;
+                return Ok(true);
             }
-            None => {
-                ctx.own_status = Some(404);
-                respond::answer(session, 404).await;
-                Ok(true)
-            }
+            ctx.rate = Some(decision);
         }
+        Ok(false)
     }
 
     async fn upstream_peer(
@@ -81,15 +102,16 @@ impl ProxyHttp for HttpProxy {
             Error::explain(ErrorType::InternalError, "upstream_peer without a route")
         })?;
         let upstream = &route.upstream;
-        // Release the previous attempt's hold before picking again.
-        ctx.inflight = None;
-        let key = match &upstream.spec.hash_key {
-            Some(k) if upstream.spec.policy == Policy::ConsistentHash => {
-                key_or_client_ip(k, session.req_header(), client_ip(session))
-            }
-            _ => Cow::Borrowed(&b""[..]),
-        };
-        let Some(index) = upstream.select(&key, &ctx.tried) else {
+        // The previous try (if any) was reported in fail_to_connect.
+        ctx.attempt = None;
+        let client_ip = client_ip(session);
+        let Some(attempt) = choose::choose(
+            &route,
+            session.req_header(),
+            client_ip,
+            &self.sticky_key,
+            ctx,
+        ) else {
             let (code, why) = if ctx.tried.is_empty() {
                 (503, "no backend is selectable")
             } else {
@@ -103,9 +125,9 @@ impl ProxyHttp for HttpProxy {
                 .with_label_values(&[&upstream.spec.name])
                 .inc();
         }
-        ctx.tried.push(index);
-        ctx.inflight = Some(upstream.acquire(index));
-        let backend = upstream.backend(index);
+        let backend = upstream.backend(attempt.index);
+        ctx.tried.push(attempt.index);
+        ctx.attempt = Some(attempt);
         self.metrics
             .backend_requests
             .with_label_values(&[&upstream.spec.name, &backend.addr])
@@ -156,13 +178,30 @@ impl ProxyHttp for HttpProxy {
         headers::set_forwarding(upstream_request, client_ip(session), self.scheme)
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         headers::strip_response_hop_by_hop(upstream_response);
+        if let Some(cookie) = ctx.set_cookie.take() {
+            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        if let Some(d) = &ctx.rate {
+            upstream_response.insert_header("RateLimit-Limit", d.limit.to_string())?;
+            upstream_response.insert_header("RateLimit-Remaining", d.remaining.to_string())?;
+        }
         Ok(())
     }
 
@@ -174,7 +213,7 @@ impl ProxyHttp for HttpProxy {
     ) -> FailToProxy {
         let code = respond::status_for(e);
         if code > 0 && session.response_written().is_none() {
-            respond::answer(session, code).await;
+            respond::answer(session, code, &[]).await;
             ctx.own_status = Some(code);
         }
         FailToProxy {
@@ -183,7 +222,13 @@ impl ProxyHttp for HttpProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let (Some(route), Some(attempt)) = (&ctx.route, ctx.attempt.take()) {
+            match outcome(ctx.upstream_status, e) {
+                Some(outcome) => route.upstream.report(attempt, outcome),
+                None => drop(attempt),
+            }
+        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
@@ -206,6 +251,20 @@ impl ProxyHttp for HttpProxy {
         if let Some(r) = &ctx.route {
             r.duration.observe(ctx.started.elapsed().as_secs_f64());
         }
+    }
+}
+
+/// What a finished attempt tells the circuit breaker: a 5xx, or an error on
+/// the backend's side (timeout, reset, malformed response), is a failure; an
+/// answer below 500 that reached the client is a success. `None` when only
+/// the client failed (it went away): that says nothing about the backend.
+fn outcome(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Outcome> {
+    let backend_failed = e.is_some_and(|e| *e.esource() == pingora::ErrorSource::Upstream);
+    match upstream_status {
+        Some(s) if s >= 500 => Some(Outcome::Failure),
+        _ if backend_failed => Some(Outcome::Failure),
+        Some(_) if e.is_none() => Some(Outcome::Success),
+        _ => None,
     }
 }
 

@@ -30,9 +30,10 @@ pub fn status_for(e: &Error) -> u16 {
     }
 }
 
-/// Writes `code` with a short text body and closes the client connection
-/// afterwards. Does nothing if a response has already started.
-pub async fn answer(session: &mut Session, code: u16) {
+/// Writes `code` with a short text body (plus `extra` headers) and closes
+/// the client connection afterwards. Does nothing if a response has already
+/// started.
+pub async fn answer(session: &mut Session, code: u16, extra: &[(&'static str, String)]) {
     let reason = http::StatusCode::from_u16(code)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -41,6 +42,9 @@ pub async fn answer(session: &mut Session, code: u16) {
     let resp = ResponseHeader::build(code, Some(3)).and_then(|mut r| {
         r.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
         r.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        for (name, value) in extra {
+            r.insert_header(*name, value.as_str())?;
+        }
         Ok(r)
     });
     let result = match resp {

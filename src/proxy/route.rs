@@ -1,12 +1,14 @@
-//! A route as the proxy uses it: the configured route plus its upstream and
-//! pre-resolved metric handles.
+//! A route as the proxy uses it: the configured route plus its upstream, its
+//! rate limiter and sticky settings, and pre-resolved metric handles.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use prometheus::Histogram;
+use prometheus::{Histogram, IntCounter};
 
 use crate::admin::Metrics;
-use crate::config::Route;
+use crate::config::{Route, Sticky};
+use crate::filters::rate_limit::RateLimiter;
 use crate::upstream::Upstream;
 
 pub struct RouteRuntime {
@@ -14,7 +16,10 @@ pub struct RouteRuntime {
     pub path_prefix: String,
     pub strip_prefix: bool,
     pub upstream: Arc<Upstream>,
+    pub rate_limit: Option<RateLimiter>,
+    pub sticky: Option<Sticky>,
     pub duration: Histogram,
+    pub rate_limited: IntCounter,
 }
 
 impl RouteRuntime {
@@ -23,12 +28,21 @@ impl RouteRuntime {
             metrics
                 .http_duration
                 .with_label_values(&[listener, &route.name, &route.upstream]);
+        let rate_limited = metrics
+            .rate_limited
+            .with_label_values(&[listener, &route.name]);
         Self {
             name: route.name.clone(),
             path_prefix: route.path_prefix.clone(),
             strip_prefix: route.strip_prefix,
             upstream,
+            rate_limit: route
+                .rate_limit
+                .as_ref()
+                .map(|rl| RateLimiter::new(rl, Instant::now())),
+            sticky: route.sticky.clone(),
             duration,
+            rate_limited,
         }
     }
 }

@@ -8,8 +8,14 @@
 //!
 //! Whether a backend may take a request is decided in one place,
 //! [`Upstream::select`]: healthy (Pingora's health state), not draining
-//! (weight 0), not already tried by this request, and admitted by slow start
-//! while it ramps. Policies only order candidates.
+//! (weight 0), not already tried by this request, admitted by slow start
+//! while it ramps, and — last, because a half-open admission spends a probe —
+//! allowed by its circuit breaker. Policies only order candidates.
+//!
+//! A chosen backend is an [`Attempt`]: it holds the in-flight guard and the
+//! breaker permit, and goes back through [`Upstream::report`], the one place
+//! where the passive health signal (connect errors, timeouts, resets, 5xx)
+//! reaches the breaker.
 
 pub mod breaker;
 pub mod hash_key;
@@ -18,6 +24,7 @@ pub mod load;
 pub mod selection;
 pub mod slow_start;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +37,7 @@ use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 
 use crate::config::{BackendSpec, Policy, UpstreamSpec};
+use breaker::{Breakers, Outcome, Permit, State};
 use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
 use selection::{index_of, BackendIndex, SelectionContext};
@@ -71,6 +79,16 @@ pub struct Upstream {
     /// Pingora's view of each backend, by index, for health queries.
     members: Vec<Backend>,
     health: Arc<HealthEvents>,
+    breakers: Breakers,
+}
+
+/// One try of one request on one backend: counts as in flight until dropped,
+/// and carries the breaker's permit until the outcome is reported.
+#[derive(Debug)]
+pub struct Attempt {
+    pub index: usize,
+    _inflight: InflightGuard,
+    permit: Option<Permit>,
 }
 
 /// The background service that runs an upstream's health checks; add it to
@@ -101,28 +119,76 @@ impl Upstream {
             Policy::ConsistentHash => balancer::<selection::ConsistentHash>(parts),
             Policy::Random => balancer::<selection::Random>(parts),
         };
+        let breakers = Breakers::new(spec.circuit_breaker.as_ref(), spec.backends.len());
         let upstream = Self {
             spec,
             picker,
             load,
             members,
             health,
+            breakers,
         };
         (Arc::new(upstream), service)
     }
 
     /// The backend for this attempt: the policy's first choice among backends
-    /// that are healthy, not draining (weight 0), not in `tried`, and — while
-    /// ramping after recovery — admitted by slow start. If slow start turned
-    /// every candidate away, the policy's choice without it is used: a
-    /// ramping backend is better than none.
-    pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<usize> {
+    /// that are healthy, not draining (weight 0), not in `tried`, admitted by
+    /// slow start while ramping, and allowed by their breaker. If slow start
+    /// turned every candidate away, the policy's choice without it is used:
+    /// a ramping backend is better than none.
+    pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<Attempt> {
         let backends = &self.spec.backends;
-        let usable = |i: usize| backends[i].weight > 0 && !tried.contains(&i);
         let now = Instant::now();
-        self.picker
-            .pick(key, &|i| usable(i) && self.slow_start_admits(i, now))
-            .or_else(|| self.picker.pick(key, &usable))
+        let permit = Cell::new(None);
+        let usable = |i: usize| backends[i].weight > 0 && !tried.contains(&i);
+        let admit = |i: usize| match self.breakers.try_acquire(i, now) {
+            Some(p) => {
+                permit.set(Some(p));
+                true
+            }
+            None => false,
+        };
+        let index = self
+            .picker
+            .pick(key, &|i| {
+                usable(i) && self.slow_start_admits(i, now) && admit(i)
+            })
+            .or_else(|| self.picker.pick(key, &|i| usable(i) && admit(i)))?;
+        Some(self.attempt(index, permit.take()))
+    }
+
+    /// Backend `index` itself (a sticky client's), if it is healthy, not in
+    /// `tried` and its breaker allows it. Draining does not matter here:
+    /// weight 0 only stops *new* clients.
+    pub fn select_pinned(&self, index: usize, tried: &[usize]) -> Option<Attempt> {
+        if index >= self.spec.backends.len() || tried.contains(&index) || !self.healthy(index) {
+            return None;
+        }
+        let permit = self.breakers.try_acquire(index, Instant::now())?;
+        Some(self.attempt(index, Some(permit)))
+    }
+
+    fn attempt(&self, index: usize, permit: Option<Permit>) -> Attempt {
+        Attempt {
+            index,
+            _inflight: self.load.acquire(index),
+            permit,
+        }
+    }
+
+    /// How an attempt ended, for its backend's circuit breaker. Connect
+    /// errors, timeouts, resets and 5xx answers are failures. Dropping an
+    /// attempt without reporting it (the client went away) tells nothing.
+    pub fn report(&self, attempt: Attempt, outcome: Outcome) {
+        if let Some(permit) = attempt.permit {
+            self.breakers
+                .record(attempt.index, Instant::now(), permit, outcome);
+        }
+    }
+
+    /// The circuit breaker state of backend `index`.
+    pub fn circuit(&self, index: usize) -> State {
+        self.breakers.state(index, Instant::now())
     }
 
     fn slow_start_admits(&self, index: usize, now: Instant) -> bool {
@@ -139,10 +205,6 @@ impl Upstream {
         self.members
             .get(index)
             .is_some_and(|b| self.picker.healthy(b))
-    }
-
-    pub fn acquire(&self, index: usize) -> InflightGuard {
-        self.load.acquire(index)
     }
 
     pub fn inflight(&self, index: usize) -> usize {

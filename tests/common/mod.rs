@@ -50,6 +50,11 @@ impl Proxy {
     /// Starts switchyard on `config`, in which `{HTTP}` and `{ADMIN}` are
     /// replaced by fresh loopback addresses. Waits until both accept.
     pub fn start(config: &str) -> Proxy {
+        Self::start_with_env(config, &[])
+    }
+
+    /// As [`Proxy::start`], with extra environment variables for switchyard.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Proxy {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -63,6 +68,7 @@ impl Proxy {
         let child = Command::new(BIN)
             .args(["run", "-c"])
             .arg(&conf)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
