@@ -7,6 +7,8 @@
 //! - [`router`]: host + path → route.
 //! - [`upstream`]: backend groups, balancing policies, live load.
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
+//! - [`filters`]: rate limits and sticky cookies, per route.
+//! - [`l4`]: TCP listeners.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`server`]: builds the Pingora server from a config.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
@@ -15,6 +17,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod filters;
+pub mod l4;
 pub mod proxy;
 pub mod router;
 pub mod server;

@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
+use crate::l4::TcpProxy;
 use crate::proxy::{HttpProxy, RouteRuntime};
 use crate::router::Router;
 use crate::upstream::Upstream;
@@ -98,12 +99,26 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     }
 
     for listener in &config.listeners {
-        let ListenerKind::Http { routes } = &listener.kind else {
-            log::warn!(
-                "listener {}: tcp listeners are not served yet; skipped",
-                listener.name
-            );
-            continue;
+        let routes = match &listener.kind {
+            ListenerKind::Http { routes } => routes,
+            ListenerKind::Tcp {
+                upstream,
+                idle_timeout,
+            } => {
+                let Some(upstream) = upstreams.get(upstream.as_str()) else {
+                    continue;
+                };
+                let app = TcpProxy::new(
+                    &listener.name,
+                    Arc::clone(upstream),
+                    *idle_timeout,
+                    Arc::clone(&metrics),
+                );
+                let mut service = Service::new(format!("tcp listener {}", listener.name), app);
+                service.add_tcp(&listener.listen.to_string());
+                server.add_service(service);
+                continue;
+            }
         };
         let router = Router::new(
             routes

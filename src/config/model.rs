@@ -54,8 +54,14 @@ pub struct TlsFiles {
 
 #[derive(Debug, Clone)]
 pub enum ListenerKind {
-    Http { routes: Vec<Route> },
-    Tcp { upstream: String },
+    Http {
+        routes: Vec<Route>,
+    },
+    Tcp {
+        upstream: String,
+        /// Close a connection after this long without a byte either way.
+        idle_timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]

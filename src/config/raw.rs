@@ -44,6 +44,7 @@ pub struct RawListener {
     pub tls: Option<RawTls>,
     pub routes: Option<Vec<RawRoute>>,
     pub upstream: Option<String>,
+    pub idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

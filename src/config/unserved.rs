@@ -39,12 +39,7 @@ pub fn warn(c: &Config, p: &mut Problems) {
     for l in &c.listeners {
         let lp = root.key("listeners").key(&l.name);
         match &l.kind {
-            ListenerKind::Tcp { .. } => {
-                p.warning(
-                    &lp.key("protocol"),
-                    "tcp listeners are not served yet by this version; it is skipped",
-                );
-            }
+            ListenerKind::Tcp { .. } => {}
             ListenerKind::Http { routes } => {
                 for (i, r) in routes.iter().enumerate() {
                     let rp = lp.key("routes").index(i);

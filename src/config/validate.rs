@@ -18,6 +18,9 @@ use super::raw::*;
 /// Ketama ring holds 160 points per weight unit, so it must stay bounded).
 pub const MAX_WEIGHT: u64 = 1000;
 
+/// A tcp listener closes connections idle (no byte either way) this long.
+pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+
 /// Largest sum of weights for `consistent_hash`: 160 ring points per unit,
 /// 8 bytes each, so 10,000 units is a 12.8 MB ring built at start.
 pub const MAX_RING_WEIGHT: u64 = 10_000;
@@ -216,6 +219,13 @@ fn listener(
                 }
             }
             duplicate_routes(&routes, &path.key("routes"), p);
+            if l.idle_timeout.is_some() {
+                p.error(
+                    &path.key("idle_timeout"),
+                    "idle_timeout is for tcp listeners",
+                )
+                .hint("HTTP keep-alive connections use server.idle_timeout");
+            }
             ListenerKind::Http { routes }
         }
         "tcp" => {
@@ -238,7 +248,16 @@ fn listener(
                             ));
                         }
                     }
-                    ListenerKind::Tcp { upstream: u }
+                    let idle_timeout = nonzero_duration(
+                        l.idle_timeout.as_ref(),
+                        DEFAULT_TCP_IDLE,
+                        &path.key("idle_timeout"),
+                        p,
+                    );
+                    ListenerKind::Tcp {
+                        upstream: u,
+                        idle_timeout,
+                    }
                 }
                 None => {
                     p.error(path, "tcp listener needs an `upstream`");
@@ -849,7 +868,7 @@ fn cross_checks(
     for name in upstreams.keys() {
         let used = listeners.iter().any(|l| match &l.kind {
             ListenerKind::Http { routes } => routes.iter().any(|r| &r.upstream == name),
-            ListenerKind::Tcp { upstream } => upstream == name,
+            ListenerKind::Tcp { upstream, .. } => upstream == name,
         });
         if !used {
             p.warning(

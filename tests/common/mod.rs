@@ -44,11 +44,15 @@ pub struct Proxy {
     pub dir: tempfile::TempDir,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The address `{TCP}` stood for.
+    pub tcp: SocketAddr,
+    /// The placeholders the config used: only those are waited for.
+    waits: Vec<SocketAddr>,
 }
 
 impl Proxy {
-    /// Starts switchyard on `config`, in which `{HTTP}` and `{ADMIN}` are
-    /// replaced by fresh loopback addresses. Waits until both accept.
+    /// Starts switchyard on `config`, in which `{HTTP}`, `{ADMIN}` and `{TCP}`
+    /// are replaced by fresh loopback addresses. Waits until those used accept.
     pub fn start(config: &str) -> Proxy {
         Self::start_with_env(config, &[])
     }
@@ -57,10 +61,17 @@ impl Proxy {
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Proxy {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let tcp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let waits = [("{HTTP}", http), ("{ADMIN}", admin), ("{TCP}", tcp)]
+            .into_iter()
+            .filter(|(k, _)| config.contains(k))
+            .map(|(_, a)| a)
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let text = config
             .replace("{HTTP}", &http.to_string())
             .replace("{ADMIN}", &admin.to_string())
+            .replace("{TCP}", &tcp.to_string())
             .replace("{DIR}", &dir.path().to_string_lossy());
         let conf = dir.path().join("switchyard.yaml");
         std::fs::write(&conf, text).unwrap();
@@ -78,6 +89,8 @@ impl Proxy {
             dir,
             http,
             admin,
+            tcp,
+            waits,
         };
         p.wait_ready();
         p
@@ -90,7 +103,7 @@ impl Proxy {
                 panic!("switchyard exited early ({status}):\n{}", self.log());
             }
             let up = |a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok();
-            if up(self.http) && up(self.admin) {
+            if self.waits.iter().all(|a| up(*a)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -1,5 +1,6 @@
 //! What the weight-aware policies choose from: the backends with weight > 0,
-//! in the set's order, each with its slot in the load table.
+//! in config order (so ties go to the backend listed first, as an operator
+//! reading the YAML expects), each with its slot in the load table.
 //!
 //! Weight 0 means draining, so these policies never offer such a backend;
 //! an upstream whose weights are all 0 has no candidates and every pick is
@@ -30,7 +31,10 @@ impl Candidates {
     /// one (Pingora's plain `build`) they come from a private all-zero table,
     /// so load-aware policies still work, as if nothing were in flight.
     pub fn new(set: &BTreeSet<Backend>, ctx: Option<&SelectionContext>) -> Self {
-        let backends: Box<[Backend]> = set.iter().filter(|b| b.weight > 0).cloned().collect();
+        let mut backends: Vec<Backend> = set.iter().filter(|b| b.weight > 0).cloned().collect();
+        // Config order; backends without an index (not built by `Upstream`) keep set order, last.
+        backends.sort_by_key(|b| index_of(b).unwrap_or(usize::MAX));
+        let backends: Box<[Backend]> = backends.into();
         let load = match ctx {
             Some(c) => Arc::clone(&c.load),
             None => LoadTable::new(set.len()),

@@ -28,8 +28,11 @@ impl BackendSelection for RoundRobin {
     type Config = SelectionContext;
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
+        // Turns follow config order (set order for backends without an index).
+        let mut backends: Vec<Backend> = backends.iter().cloned().collect();
+        backends.sort_by_key(|b| super::index_of(b).unwrap_or(usize::MAX));
         Self {
-            backends: backends.iter().cloned().collect(),
+            backends: backends.into(),
             next: AtomicUsize::new(0),
         }
     }

@@ -1,0 +1,167 @@
+//! TCP (L4) listeners: each accepted connection goes to one backend of the
+//! listener's upstream and bytes are copied both ways until both sides are
+//! done.
+//!
+//! A Pingora `ServerApp` per `protocol: tcp` listener. Per connection:
+//! 1. pick a backend through the upstream's policy and its one accept path
+//!    (health, draining, breaker, slow start; `consistent_hash` keys on the
+//!    client IP), holding an [`Attempt`](crate::upstream::Attempt) — so
+//!    `least_conn` counts open connections and in-flight = open connections;
+//! 2. connect within `connect_timeout`; on failure report it to the breaker
+//!    and try another backend, up to `retries` more;
+//! 3. [`copy::splice`] both directions, passing a half-close on, until both
+//!    directions ended or nothing moved for `idle_timeout`.
+//!
+//! No backend (all down, draining, breaker-open, or every connect failed):
+//! the client connection is closed at once. On graceful shutdown or upgrade
+//! the listener stops accepting and established connections keep going until
+//! the runtime stops after `grace_period`.
+
+mod copy;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::connectors::TransportConnector;
+use pingora::protocols::l4::socket::SocketAddr;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use pingora::upstreams::peer::{BasicPeer, PeerOptions};
+use prometheus::IntCounter;
+
+use crate::admin::Metrics;
+use crate::upstream::breaker::Outcome;
+use crate::upstream::Upstream;
+
+pub struct TcpProxy {
+    listener: String,
+    upstream: Arc<Upstream>,
+    idle_timeout: Duration,
+    connector: TransportConnector,
+    metrics: Arc<Metrics>,
+    connections: IntCounter,
+    rx: IntCounter,
+    tx: IntCounter,
+}
+
+impl TcpProxy {
+    pub fn new(
+        listener: &str,
+        upstream: Arc<Upstream>,
+        idle_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let connections = metrics
+            .tcp_connections
+            .with_label_values(&[listener, &upstream.spec.name]);
+        let rx = metrics.tcp_bytes.with_label_values(&[listener, "rx"]);
+        let tx = metrics.tcp_bytes.with_label_values(&[listener, "tx"]);
+        Self {
+            listener: listener.to_string(),
+            upstream,
+            idle_timeout,
+            connector: TransportConnector::new(None),
+            metrics,
+            connections,
+            rx,
+            tx,
+        }
+    }
+
+    /// Connects to a backend, trying others after a connect failure.
+    async fn connect(
+        &self,
+        client_ip: Option<IpAddr>,
+    ) -> Option<(Stream, crate::upstream::Attempt)> {
+        let spec = &self.upstream.spec;
+        let key = client_ip.map(ip_key).unwrap_or_default();
+        let mut tried = Vec::new();
+        while tried.len() <= spec.retries as usize {
+            let attempt = self.upstream.select(&key, &tried)?;
+            let backend = self.upstream.backend(attempt.index);
+            if !tried.is_empty() {
+                self.metrics
+                    .upstream_retries
+                    .with_label_values(&[&spec.name])
+                    .inc();
+            }
+            tried.push(attempt.index);
+            self.metrics
+                .backend_requests
+                .with_label_values(&[&spec.name, &backend.addr])
+                .inc();
+            let mut options = PeerOptions::new();
+            options.connection_timeout = Some(spec.connect_timeout);
+            let peer = BasicPeer {
+                _address: SocketAddr::Inet(backend.socket),
+                sni: String::new(),
+                options,
+            };
+            match self.connector.new_stream(&peer).await {
+                Ok(stream) => return Some((stream, attempt)),
+                Err(e) => {
+                    log::warn!(
+                        "listener {}: connect to {} failed: {e}",
+                        self.listener,
+                        backend.addr
+                    );
+                    self.upstream.report(attempt, Outcome::Failure);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[async_trait]
+impl ServerApp for TcpProxy {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut client: Stream,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        self.connections.inc();
+        let client_ip = client
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let Some((mut backend, attempt)) = self.connect(client_ip).await else {
+            log::warn!(
+                "listener {}: no backend for a connection; closing it",
+                self.listener
+            );
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
+            return None;
+        };
+        // The connection is established: for the breaker, the backend works.
+        let index = attempt.index;
+        let copied = copy::splice(
+            &mut client,
+            &mut backend,
+            self.idle_timeout,
+            &self.rx,
+            &self.tx,
+        )
+        .await;
+        if let Err(e) = copied {
+            log::debug!(
+                "listener {}: connection via {} ended: {e}",
+                self.listener,
+                self.upstream.backend(index).addr
+            );
+        }
+        self.upstream.report(attempt, Outcome::Success);
+        None
+    }
+}
+
+/// The consistent-hash key of a client: its address octets (IPv4-mapped
+/// IPv6 as IPv4), as for `hash_key: client_ip` on HTTP routes.
+fn ip_key(ip: IpAddr) -> Vec<u8> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
