@@ -31,9 +31,11 @@ test: deps
 check-conf:
 	@for f in conf/*.yaml; do $(or $(BIN),$(DEBUG_BIN)) check -c $$f || exit 1; done
 
-## Benchmarks (criterion); see README for the numbers and how they were taken.
-bench: deps
-	$(CARGO) bench --bench selection
+## Benchmarks; see README for the numbers and how they were taken. HAProxy is
+## installed so the L4 throughput bench can compare against it in the same run.
+bench:
+	@./scripts/install-deps.sh haproxy
+	$(CARGO) bench
 
 fmt:
 	$(CARGO) fmt --all
