@@ -17,6 +17,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod filters;
+pub mod http_guard;
 pub mod l4;
 pub mod proxy;
 pub mod router;

@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
+use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
 use crate::proxy::{HttpProxy, RouteRuntime};
 use crate::router::Router;
@@ -141,11 +142,16 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             },
             sticky_key: Arc::clone(&sticky_key),
         };
-        let mut service = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            app,
-            &format!("listener {}", listener.name),
+        let limits = HeadLimits {
+            header_timeout: config.server.header_timeout,
+            max_header_bytes: config.server.max_header_bytes,
+            idle_timeout: config.server.idle_timeout,
+        };
+        let guarded = HeadGuard::new(
+            pingora::proxy::http_proxy(&server.configuration, app),
+            limits,
         );
+        let mut service = Service::new(format!("listener {}", listener.name), guarded);
         let addr = listener.listen.to_string();
         match &listener.tls {
             Some(tls) => {

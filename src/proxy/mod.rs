@@ -3,7 +3,8 @@
 //! response helpers; per-request state lives in [`RequestCtx`].
 //!
 //! ```text
-//! request_filter ─── normalize target, route by host+path ──▶ 404 if none
+//! request_filter ─── ambiguous framing ──▶ 400; normalize target,
+//!       │             route by host+path ──▶ 404 if none
 //!       │             rate limit ──▶ 429 + Retry-After if over
 //! upstream_peer ──── sticky backend, else the policy: an Attempt (in-flight
 //!       │            guard + breaker permit) on a backend not tried yet
@@ -20,6 +21,7 @@
 
 mod choose;
 mod ctx;
+mod framing;
 mod headers;
 mod respond;
 mod route;
@@ -62,6 +64,12 @@ impl ProxyHttp for HttpProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(why) = framing::ambiguity(session.req_header()) {
+            log::debug!("refusing request: {why}");
+            ctx.own_status = Some(400);
+            respond::answer(session, 400, &[]).await;
+            return Ok(true);
+        }
         let req = session.req_header_mut();
         to_origin_form(req)?;
         let host = request_host(req);

@@ -1,0 +1,181 @@
+//! The HTTP/1 connection loop, with limits Pingora does not enforce.
+//!
+//! Pingora reads a request head with a timeout *per read* and accepts up to
+//! 1 MiB of headers, so a client trickling one byte just inside each timeout
+//! can hold a connection forever. [`HeadGuard`] wraps a Pingora HTTP app and
+//! runs the keep-alive loop itself (as Pingora's own `ServerApp` does); before
+//! each request it reads the head into memory under two limits:
+//!
+//! - `server.header_timeout`: the *whole* head must arrive within it, however
+//!   slowly it trickles, else `408 Request Timeout` and close;
+//! - `server.max_header_bytes`: a head larger than this gets
+//!   `431 Request Header Fields Too Large` and close; nothing is forwarded.
+//!
+//! A complete head is also checked as raw bytes ([`raw::problem`]) for the
+//! ambiguities Pingora's parser would silently normalise (400). The bytes
+//! read are handed back to Pingora through [`Prefixed`], so parsing and
+//! everything after it is unchanged. Between requests a keep-alive
+//! connection may stay idle for `server.idle_timeout` (Pingora's keep-alive
+//! timeout), then it is closed. HTTP/2 connections (ALPN `h2`) go straight
+//! to Pingora.
+
+mod prefixed;
+mod raw;
+
+pub use prefixed::Prefixed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Limits on reading a request head; see the module doc.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub header_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub idle_timeout: Duration,
+}
+
+pub struct HeadGuard<A> {
+    app: Arc<A>,
+    limits: HeadLimits,
+}
+
+impl<A> HeadGuard<A> {
+    pub fn new(app: A, limits: HeadLimits) -> Self {
+        Self {
+            app: Arc::new(app),
+            limits,
+        }
+    }
+}
+
+/// How reading a head ended.
+enum Head {
+    /// A complete head (and maybe more) is buffered.
+    Complete,
+    /// The client closed before sending anything: a normal end of keep-alive.
+    Closed,
+    /// Answer this status and close.
+    Reject(u16),
+}
+
+#[async_trait]
+impl<A> ServerApp for HeadGuard<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.app.process_new(stream, shutdown).await;
+        }
+        let mut stream = Prefixed::new(stream);
+        let mut settings = None;
+        loop {
+            match read_head(&mut stream, &self.limits).await {
+                Head::Complete => {}
+                Head::Closed => return None,
+                Head::Reject(code) => {
+                    reject(&mut stream, code).await;
+                    return None;
+                }
+            }
+            let mut session = ServerSession::new_http1(Box::new(stream));
+            if *shutdown.borrow() {
+                session.set_keepalive(None);
+            } else {
+                session.set_keepalive(Some(self.limits.idle_timeout.as_secs().max(1)));
+            }
+            if let Some(s) = settings.take() {
+                pingora::apps::HttpPersistentSettings::apply_to_session(s, &mut session);
+            }
+            let reused = self.app.process_new_http(session, shutdown).await?;
+            let (next, next_settings) = reused.consume();
+            settings = next_settings;
+            // We always hand Pingora a `Prefixed`; take it back to keep any
+            // bytes of the next request it holds.
+            stream = *next.into_any().downcast::<Prefixed>().ok()?;
+            // Between requests the client may be idle up to idle_timeout.
+            let idle = tokio::time::timeout(self.limits.idle_timeout, stream.fill_at_least_one());
+            match idle.await {
+                Ok(Ok(true)) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.app.http_cleanup().await;
+    }
+}
+
+/// Buffers one request head under the limits (the whole head within
+/// `header_timeout`, at most `max_header_bytes`).
+async fn read_head(stream: &mut Prefixed, limits: &HeadLimits) -> Head {
+    let deadline = tokio::time::Instant::now() + limits.header_timeout;
+    loop {
+        if let Some(end) = stream.head_end() {
+            if end > limits.max_header_bytes {
+                return Head::Reject(431);
+            }
+            if let Some(why) = raw::problem(stream.head(end)) {
+                log::debug!("refusing request: {why}");
+                return Head::Reject(400);
+            }
+            return Head::Complete;
+        }
+        if stream.buffered() > limits.max_header_bytes {
+            return Head::Reject(431);
+        }
+        match tokio::time::timeout_at(deadline, stream.fill_at_least_one()).await {
+            Err(_) => {
+                return if stream.buffered() == 0 {
+                    Head::Closed
+                } else {
+                    Head::Reject(408)
+                }
+            }
+            Ok(Ok(true)) => {}
+            // EOF or error: nothing to answer (a half-sent head is abandoned).
+            Ok(Ok(false)) | Ok(Err(_)) => return Head::Closed,
+        }
+    }
+}
+
+/// Writes a short final answer and closes.
+async fn reject(stream: &mut Prefixed, code: u16) {
+    let reason = match code {
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    };
+    let body = format!("{code} {reason}\n");
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let inner = stream.inner_mut();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = inner.write_all(head.as_bytes()).await;
+        let _ = inner.flush().await;
+        let _ = inner.shutdown().await;
+        // Drain briefly so the close is not a reset that eats our answer.
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = inner.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
