@@ -3,7 +3,7 @@ CARGO ?= cargo
 RELEASE_BIN := target/release/switchyard
 DEBUG_BIN := target/debug/switchyard
 
-.PHONY: all deps build run test check-conf bench fmt clippy clean
+.PHONY: all deps build run test check-conf bench fuzz fmt clippy clean
 
 all: build
 
@@ -36,6 +36,15 @@ check-conf:
 bench:
 	@./scripts/install-deps.sh haproxy
 	$(CARGO) bench
+
+## Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the config checker and the
+## request-head handling, FUZZ_SECONDS per target (default 60). cargo-fuzz wants
+## nightly features; RUSTC_BOOTSTRAP lets the stable toolchain provide them.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run config -- -max_total_time=$(FUZZ_SECONDS)
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run request_head -- -max_total_time=$(FUZZ_SECONDS)
 
 fmt:
 	$(CARGO) fmt --all

@@ -20,7 +20,7 @@
 //! to Pingora.
 
 mod prefixed;
-mod raw;
+pub mod raw;
 
 pub use prefixed::Prefixed;
 

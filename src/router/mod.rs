@@ -12,7 +12,7 @@
 mod host;
 mod path;
 
-pub use host::{absolute_form_authority, request_host};
+pub use host::{absolute_form_authority, normalize_host, request_host};
 pub use path::{normalize_path, prefix_matches, strip_prefix};
 
 use std::collections::HashMap;
