@@ -85,7 +85,6 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server, start.daemon));
-    server.bootstrap();
 
     let metrics = Arc::new(Metrics::new());
     let mut upstreams: BTreeMap<&str, Arc<Upstream>> = BTreeMap::new();
@@ -158,6 +157,10 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         service.threads = Some(1);
         server.add_service(service);
     }
+    // Last: with `-u` this waits for the old instance's listening sockets,
+    // which it only sends after SIGQUIT. Everything that can fail (a TLS
+    // certificate) has failed by now, while the old instance is untouched.
+    server.bootstrap();
     Ok(server)
 }
 
