@@ -9,6 +9,7 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`server`]: builds the Pingora server from a config.
+//! - [`upgrade`]: `switchyard upgrade`, the graceful replacement of a running instance.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
 
 pub mod admin;
@@ -18,4 +19,5 @@ pub mod filters;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod upgrade;
 pub mod upstream;

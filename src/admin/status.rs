@@ -1,4 +1,5 @@
-//! `GET /status`: every upstream's policy and each backend's live state.
+//! `GET /status`: the answering process's pid, every upstream's policy and
+//! each backend's live state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use crate::upstream::Upstream;
 
 #[derive(Serialize)]
 pub struct Status<'a> {
+    /// The process answering: `switchyard upgrade` waits for the new one's.
+    pub pid: u32,
     pub upstreams: BTreeMap<&'a str, UpstreamStatus<'a>>,
 }
 
@@ -53,5 +56,8 @@ pub fn snapshot(upstreams: &[Arc<Upstream>]) -> Status<'_> {
             )
         })
         .collect();
-    Status { upstreams }
+    Status {
+        pid: std::process::id(),
+        upstreams,
+    }
 }
