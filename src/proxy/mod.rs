@@ -12,7 +12,8 @@
 //! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
 //! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers
 //! upstream_response_filter ── note the backend's status
-//! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*
+//! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*;
+//!                    Connection: close while the process drains
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
 //! logging ────────── report the outcome to the breaker; metrics;
 //!                    ctx drops → in-flight count released
@@ -190,10 +191,17 @@ impl ProxyHttp for HttpProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Draining (SIGTERM, or SIGQUIT after the handover): a request that
+        // was already in flight is answered with `Connection: close`, so its
+        // keep-alive client reconnects (to the new process) instead of
+        // racing the close of an idle connection.
+        if session.is_process_shutting_down() {
+            session.set_keepalive(None);
+        }
         headers::strip_response_hop_by_hop(upstream_response);
         if let Some(cookie) = ctx.set_cookie.take() {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
