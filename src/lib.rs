@@ -8,10 +8,12 @@
 //! - [`upstream`]: backend groups, balancing policies, live load.
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
+//! - [`access_log`]: one JSON line per request, written off the request path.
 //! - [`server`]: builds the Pingora server from a config.
 //! - [`upgrade`]: `switchyard upgrade`, the graceful replacement of a running instance.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod demo;

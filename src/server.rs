@@ -10,6 +10,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
+use crate::access_log::AccessLog;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
@@ -70,6 +71,7 @@ pub fn check_bindable(config: &Config) -> Result<(), String> {
 /// Builds the server with all services added; call `run_forever` on it.
 /// Fails (before binding anything) when `SWITCHYARD_STICKY_KEY` is unusable.
 pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
+    crate::access_log::ignore_reopen_signal();
     let sticky_key = StickyKey::from_env_or_random()
         .map_err(|e| format!("{}: {e}", crate::filters::sticky::KEY_ENV))?;
     if sticky_key.is_random() && uses_sticky(config) {
@@ -87,6 +89,18 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server, start.daemon));
 
     let metrics = Arc::new(Metrics::new());
+    let access_log = match &config.server.access_log {
+        Some(path) => {
+            let (log, writer) = AccessLog::open(path, metrics.access_log_dropped.clone())
+                .map_err(|e| format!("cannot open access_log {}: {e}", path.display()))?;
+            server.add_service(pingora::services::background::background_service(
+                "access log",
+                writer,
+            ));
+            Some(log)
+        }
+        None => None,
+    };
     let mut upstreams: BTreeMap<&str, Arc<Upstream>> = BTreeMap::new();
     for (name, spec) in &config.upstreams {
         let (upstream, health_service) = Upstream::build(Arc::clone(spec));
@@ -124,6 +138,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 "http"
             },
             sticky_key: Arc::clone(&sticky_key),
+            access_log: access_log.clone(),
         };
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,

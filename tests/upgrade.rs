@@ -138,6 +138,12 @@ fn upgrade_under_load_fails_no_request_and_a_long_request_finishes() {
         old_exited,
         "the old instance did not exit after its grace period"
     );
+    // Both processes appended to one access log; none of their lines was lost.
+    assert!(
+        d.access_lines() > total,
+        "{} access log lines for {total} requests",
+        d.access_lines()
+    );
     assert!(alive(new), "the new instance died:\n{}", d.error_log());
 }
 

@@ -15,10 +15,11 @@
 //! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*;
 //!                    Connection: close while the process drains
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
-//! logging ────────── report the outcome to the breaker; metrics;
+//! logging ────────── report the outcome to the breaker; metrics; access log;
 //!                    ctx drops → in-flight count released
 //! ```
 
+mod access;
 mod choose;
 mod ctx;
 mod headers;
@@ -39,6 +40,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
+use crate::access_log::AccessLog;
 use crate::admin::Metrics;
 use crate::filters::sticky::StickyKey;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
@@ -52,6 +54,8 @@ pub struct HttpProxy {
     pub scheme: &'static str,
     /// Signs and checks sticky cookies; one per process.
     pub sticky_key: Arc<StickyKey>,
+    /// `server.access_log`, when set.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 #[async_trait]
@@ -258,6 +262,9 @@ impl ProxyHttp for HttpProxy {
             .inc();
         if let Some(r) = &ctx.route {
             r.duration.observe(ctx.started.elapsed().as_secs_f64());
+        }
+        if let Some(log) = &self.access_log {
+            access::record(log, session, ctx, &self.listener, status);
         }
     }
 }

@@ -63,6 +63,14 @@ impl Daemons {
         self.dir.path().join("sy.pid")
     }
 
+    /// Lines of the access log that all instances share.
+    pub fn access_lines(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
@@ -72,7 +80,7 @@ impl Daemons {
     pub fn conf(&self, name: &str, rest: &str) -> PathBuf {
         let d = self.dir.path().display();
         let text = format!(
-            "server: {{ threads: 2, pid_file: {d}/sy.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period: {}s, shutdown_timeout: 1s }}\nadmin: {{ listen: \"{}\" }}\n{rest}",
+            "server: {{ threads: 2, pid_file: {d}/sy.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, access_log: {d}/access.log, grace_period: {}s, shutdown_timeout: 1s }}\nadmin: {{ listen: \"{}\" }}\n{rest}",
             self.grace, self.admin
         );
         let path = self.dir.path().join(name);

@@ -104,6 +104,11 @@ impl Proxy {
         std::fs::read_to_string(self.dir.path().join("switchyard.log")).unwrap_or_default()
     }
 
+    /// The switchyard process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get(&self, host: &str, target: &str) -> Response {
         get(self.http, host, target)
     }
