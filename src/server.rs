@@ -88,6 +88,10 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server, start.daemon));
 
+    server.add_service(pingora::services::background::background_service(
+        "handover watch",
+        crate::proxy::drain::HandoverWatch,
+    ));
     let metrics = Arc::new(Metrics::new());
     let access_log = match &config.server.access_log {
         Some(path) => {

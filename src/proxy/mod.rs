@@ -13,7 +13,7 @@
 //! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers
 //! upstream_response_filter ── note the backend's status
 //! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*;
-//!                    Connection: close while the process drains
+//!                    Connection: close from SIGQUIT/SIGTERM on
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
 //! logging ────────── report the outcome to the breaker; metrics; access log;
 //!                    ctx drops → in-flight count released
@@ -22,6 +22,7 @@
 mod access;
 mod choose;
 mod ctx;
+pub mod drain;
 mod headers;
 mod respond;
 mod route;
@@ -199,11 +200,11 @@ impl ProxyHttp for HttpProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // Draining (SIGTERM, or SIGQUIT after the handover): a request that
-        // was already in flight is answered with `Connection: close`, so its
+        // Draining (SIGTERM) or handing over (SIGQUIT): a request that was
+        // already in flight is answered with `Connection: close`, so its
         // keep-alive client reconnects (to the new process) instead of
         // racing the close of an idle connection.
-        if session.is_process_shutting_down() {
+        if session.is_process_shutting_down() || drain::handing_over() {
             session.set_keepalive(None);
         }
         headers::strip_response_hop_by_hop(upstream_response);
