@@ -170,6 +170,8 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         let app = AdminApp {
             metrics: Arc::clone(&metrics),
             upstreams: upstreams.values().cloned().collect(),
+            listeners: config.listeners.clone(),
+            started: std::time::Instant::now(),
         };
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());
