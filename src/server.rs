@@ -153,6 +153,19 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         match &listener.tls {
             Some(tls) => {
                 let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
+                // Pingora reads the files only when the listener starts, and
+                // panics in that thread: the process would serve on without
+                // this listener. Read them now, before taking any socket.
+                if !matches!(
+                    pingora::tls::load_certs_and_key_files(&cert, &key),
+                    Ok(Some(_))
+                ) {
+                    log::error!(
+                        "listener {}: no usable PEM certificate chain in {cert} and private key in {key}",
+                        listener.name
+                    );
+                    std::process::exit(1);
+                }
                 if let Err(e) = service.add_tls(&addr, &cert, &key) {
                     log::error!(
                         "listener {}: cannot load TLS certificate: {e}",

@@ -368,3 +368,37 @@ fn upgrade_without_a_running_instance_fails_clearly() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("not switchyard"), "{out}");
 }
+
+#[test]
+fn upgrade_to_an_unusable_certificate_leaves_the_running_instance_serving() {
+    let b = backends("cert", 1);
+    let d = Daemons::new(1);
+    let (http, https) = (loopback(free_port()), loopback(free_port()));
+    let good = d.conf("good.yaml", &one_route(http, &b));
+    // Valid to `check` (the files exist) but not a certificate: only loading
+    // fails, and it must fail before the old instance is signalled.
+    let pem = d.dir.path().join("garbage.pem");
+    std::fs::write(&pem, "not a certificate\n").unwrap();
+    let bad = d.conf(
+        "bad.yaml",
+        &format!(
+            "listeners:\n  web: {{ listen: \"{http}\", routes: [{{ upstream: u }}] }}\n  secure: {{ listen: \"{https}\", tls: {{ cert: \"{p}\", key: \"{p}\" }}, routes: [{{ upstream: u }}] }}\nupstreams:\n  u: {{ backends: {} }}\n",
+            backend_list(&b),
+            p = pem.display()
+        ),
+    );
+    assert_eq!(check(&bad).0, 0, "the file itself is valid");
+    let pid = d.start(&good);
+    let (code, out) = d.upgrade(&bad);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("was not signalled and still serves"), "{out}");
+    assert!(d.error_log().contains("no usable PEM certificate"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid));
+    assert_eq!(
+        d.pid(),
+        Some(pid),
+        "the pid file still names the running instance"
+    );
+    assert_eq!(get(http, "x", "/").status, 200);
+}
