@@ -10,9 +10,12 @@
 //! - [`filters`]: rate limits and sticky cookies, per route.
 //! - [`l4`]: TCP listeners.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
+//! - [`access_log`]: one JSON line per request, written off the request path.
 //! - [`server`]: builds the Pingora server from a config.
+//! - [`upgrade`]: `switchyard upgrade`, the graceful replacement of a running instance.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod demo;
@@ -22,4 +25,5 @@ pub mod l4;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod upgrade;
 pub mod upstream;

@@ -37,6 +37,12 @@ enum Command {
         #[arg(short, long)]
         conf: String,
     },
+    /// Replace the running instance (pid in server.pid_file) with one that
+    /// serves the config, without dropping connections: exit 0 once it serves.
+    Upgrade {
+        #[arg(short, long)]
+        conf: String,
+    },
     /// Serve a demo backend that says who answered (for `make run` and tests).
     DemoBackend {
         #[arg(long, default_value = "127.0.0.1:9001")]
@@ -60,6 +66,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { conf } => check(&conf),
+        Command::Upgrade { conf } => upgrade(&conf),
         Command::Run {
             conf,
             daemon,
@@ -70,11 +77,19 @@ fn main() -> ExitCode {
 }
 
 fn check(file: &str) -> ExitCode {
+    match validate(file) {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
+    }
+}
+
+/// Prints every problem in `file` (as `check` does); the config if valid.
+fn validate(file: &str) -> Option<config::Config> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("switchyard: cannot read {file}: {e}");
-            return ExitCode::from(1);
+            return None;
         }
     };
     let (config, problems) = config::check_str(&text);
@@ -93,11 +108,30 @@ fn check(file: &str) -> ExitCode {
                 c.upstreams.len(),
                 problems.len()
             );
-            ExitCode::SUCCESS
+            Some(c)
         }
         None => {
             eprintln!("{file}: {errors} error(s)");
-            ExitCode::from(1)
+            None
+        }
+    }
+}
+
+fn upgrade(file: &str) -> ExitCode {
+    let Some(config) = validate(file) else {
+        eprintln!("switchyard: not upgrading: the running instance was not touched");
+        return ExitCode::from(1);
+    };
+    match switchyard::upgrade::upgrade(std::path::Path::new(file), &config) {
+        Ok((old, new)) => {
+            println!(
+                "switchyard: pid {new} serves {file}; pid {old} finishes its requests and exits"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: upgrade failed: {e}");
+            ExitCode::from(2)
         }
     }
 }

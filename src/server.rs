@@ -10,6 +10,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
+use crate::access_log::AccessLog;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
@@ -72,6 +73,7 @@ pub fn check_bindable(config: &Config) -> Result<(), String> {
 /// Builds the server with all services added; call `run_forever` on it.
 /// Fails (before binding anything) when `SWITCHYARD_STICKY_KEY` is unusable.
 pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
+    crate::access_log::ignore_reopen_signal();
     let sticky_key = StickyKey::from_env_or_random()
         .map_err(|e| format!("{}: {e}", crate::filters::sticky::KEY_ENV))?;
     if sticky_key.is_random() && uses_sticky(config) {
@@ -87,9 +89,24 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server, start.daemon));
-    server.bootstrap();
 
+    server.add_service(pingora::services::background::background_service(
+        "handover watch",
+        crate::proxy::drain::HandoverWatch,
+    ));
     let metrics = Arc::new(Metrics::new());
+    let access_log = match &config.server.access_log {
+        Some(path) => {
+            let (log, writer) = AccessLog::open(path, metrics.access_log_dropped.clone())
+                .map_err(|e| format!("cannot open access_log {}: {e}", path.display()))?;
+            server.add_service(pingora::services::background::background_service(
+                "access log",
+                writer,
+            ));
+            Some(log)
+        }
+        None => None,
+    };
     let mut upstreams: BTreeMap<&str, Arc<Upstream>> = BTreeMap::new();
     for (name, spec) in &config.upstreams {
         let (upstream, health_service) = Upstream::build(Arc::clone(spec));
@@ -141,6 +158,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 "http"
             },
             sticky_key: Arc::clone(&sticky_key),
+            access_log: access_log.clone(),
         };
         let limits = HeadLimits {
             header_timeout: config.server.header_timeout,
@@ -156,6 +174,19 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         match &listener.tls {
             Some(tls) => {
                 let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
+                // Pingora reads the files only when the listener starts, and
+                // panics in that thread: the process would serve on without
+                // this listener. Read them now, before taking any socket.
+                if !matches!(
+                    pingora::tls::load_certs_and_key_files(&cert, &key),
+                    Ok(Some(_))
+                ) {
+                    log::error!(
+                        "listener {}: no usable PEM certificate chain in {cert} and private key in {key}",
+                        listener.name
+                    );
+                    std::process::exit(1);
+                }
                 if let Err(e) = service.add_tls(&addr, &cert, &key) {
                     log::error!(
                         "listener {}: cannot load TLS certificate: {e}",
@@ -173,12 +204,18 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         let app = AdminApp {
             metrics: Arc::clone(&metrics),
             upstreams: upstreams.values().cloned().collect(),
+            listeners: config.listeners.clone(),
+            started: std::time::Instant::now(),
         };
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());
         service.threads = Some(1);
         server.add_service(service);
     }
+    // Last: with `-u` this waits for the old instance's listening sockets,
+    // which it only sends after SIGQUIT. Everything that can fail (a TLS
+    // certificate) has failed by now, while the old instance is untouched.
+    server.bootstrap();
     Ok(server)
 }
 

@@ -16,7 +16,18 @@ fn healthz_status_and_metrics() {
     for _ in 0..4 {
         assert_eq!(proxy.get("x", "/").status, 200);
     }
-    let status = get(proxy.admin, "a", "/status");
+    // The proxy's logging phase (counts, in-flight release) runs just after
+    // the client has its response: wait for the fourth to be counted.
+    let counted = |s: &Response| {
+        serde_json::from_str::<serde_json::Value>(&s.body)
+            .is_ok_and(|j| j["listeners"]["web"]["requests"] == 4)
+    };
+    let mut status = get(proxy.admin, "a", "/status");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !counted(&status) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        status = get(proxy.admin, "a", "/status");
+    }
     assert_eq!(status.status, 200);
     assert_eq!(status.header("content-type"), Some("application/json"));
     let json: serde_json::Value = serde_json::from_str(&status.body).unwrap();
@@ -27,6 +38,23 @@ fn healthz_status_and_metrics() {
     assert_eq!(pool["backends"][0]["up"], true);
     assert_eq!(pool["backends"][0]["inflight"], 0);
     assert_eq!(pool["backends"][0]["circuit"], "closed");
+    // Beyond the SPEC's fields: the process, listeners with routes, counts.
+    assert!(json["pid"].as_u64().is_some_and(|p| p > 0));
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    let web = &json["listeners"]["web"];
+    assert_eq!(web["listen"], proxy.http.to_string());
+    assert_eq!(web["protocol"], "http");
+    assert_eq!(web["requests"], 4);
+    assert_eq!(web["routes"][0]["name"], "all");
+    assert_eq!(web["routes"][0]["host"], serde_json::Value::Null);
+    assert_eq!(web["routes"][0]["upstream"], "pool");
+    assert_eq!(web["routes"][0]["requests"], 4);
+    assert_eq!(web["routes"][0]["responses"]["2xx"], 4);
+    assert_eq!(pool["backends"][0]["requests"], 2);
+    assert_eq!(pool["backends"][1]["requests"], 2);
+    let page = get(proxy.admin, "a", "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.starts_with("<!doctype html>"));
 
     let m = proxy.metrics();
     for name in [
@@ -70,8 +98,13 @@ fn inflight_is_counted_while_a_request_is_open_and_released_after() {
     }
     assert_eq!(seen, 1.0);
     assert_eq!(slow.join().unwrap(), 200);
-    assert_eq!(
-        proxy.metric("switchyard_backend_inflight", &labels),
-        Some(0.0)
-    );
+    // Released in the logging phase, just after the client has its response.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && seen > 0.0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        seen = proxy
+            .metric("switchyard_backend_inflight", &labels)
+            .unwrap_or(-1.0);
+    }
+    assert_eq!(seen, 0.0);
 }

@@ -117,6 +117,12 @@ fn connections_are_balanced_and_half_close_passes_through() {
         )
         .unwrap_or(0.0)
     };
+    // Let the probe's connection be fully counted before taking the baseline.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while conns(&proxy) < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let (conns_before, a_before) = (conns(&proxy), sent_to_a(&proxy));
     let names: Vec<String> = (0..4)
         .map(|i| {

@@ -5,8 +5,8 @@
 //! there is a single source of truth for each number.
 
 use prometheus::{
-    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::upstream::Upstream;
@@ -23,6 +23,7 @@ pub struct Metrics {
     pub upstream_retries: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_bytes: IntCounterVec,
+    pub access_log_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -104,6 +105,14 @@ impl Metrics {
                 "switchyard_tcp_bytes_total",
                 "Bytes copied by tcp listeners (rx from clients, tx to clients)",
                 &["listener", "direction"],
+            ),
+            access_log_dropped: reg(
+                &registry,
+                IntCounter::new(
+                    "switchyard_access_log_dropped_total",
+                    "Access log lines dropped because the writer fell behind",
+                )
+                .expect("static metric definition"),
             ),
             registry,
         }

@@ -1,11 +1,13 @@
-//! The admin listener: `GET /metrics` (Prometheus text), `GET /status`
-//! (JSON), `GET /healthz` (`ok`). Anything else is a 404; other methods 405.
-//! It is a plain Pingora HTTP app on its own service and thread.
+//! The admin listener: `GET /` (the status page, for people), `GET /metrics`
+//! (Prometheus text), `GET /status` (JSON), `GET /healthz` (`ok`). Anything
+//! else is a 404; other methods 405. It is a plain Pingora HTTP app on its
+//! own service and thread.
 
 pub mod metrics;
 pub mod status;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -14,11 +16,18 @@ use pingora::protocols::http::ServerSession;
 
 pub use metrics::Metrics;
 
+use crate::config::Listener;
 use crate::upstream::Upstream;
+
+/// The status page: one self-contained file (inline CSS and JS, no external
+/// assets) that polls `/status`.
+pub const STATUS_PAGE: &str = include_str!("page.html");
 
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     pub upstreams: Vec<Arc<Upstream>>,
+    pub listeners: Vec<Listener>,
+    pub started: Instant,
 }
 
 #[async_trait]
@@ -33,6 +42,11 @@ impl ServeHttp for AdminApp {
             );
         }
         match req.uri.path() {
+            "/" => reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                STATUS_PAGE.as_bytes().to_vec(),
+            ),
             "/metrics" => {
                 self.metrics.refresh(&self.upstreams);
                 reply(
@@ -42,7 +56,13 @@ impl ServeHttp for AdminApp {
                 )
             }
             "/status" => {
-                let body = serde_json::to_vec_pretty(&status::snapshot(&self.upstreams))
+                let snapshot = status::snapshot(
+                    &self.upstreams,
+                    &self.listeners,
+                    &self.metrics,
+                    self.started,
+                );
+                let body = serde_json::to_vec_pretty(&snapshot)
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
                 reply(StatusCode::OK, "application/json", body)
             }
@@ -50,7 +70,7 @@ impl ServeHttp for AdminApp {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                b"404 not found: try /metrics, /status or /healthz\n".to_vec(),
+                b"404 not found: try /, /metrics, /status or /healthz\n".to_vec(),
             ),
         }
     }

@@ -1,15 +1,59 @@
-//! `GET /status`: every upstream's policy and each backend's live state.
+//! `GET /status`: the answering process (pid, version, uptime), every listener
+//! with its routes and request counts, every upstream's policy and each
+//! backend's live state and request count. The status page (`GET /`) polls
+//! it and derives rates from successive counts.
+//!
+//! Counts come from the Prometheus counters (one source of truth), read by
+//! collecting them, which never creates a series that `/metrics` would then
+//! show.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
+use prometheus::core::Collector;
+use prometheus::IntCounterVec;
 use serde::Serialize;
 
+use super::Metrics;
+use crate::config::{HostMatch, Listener, ListenerKind};
 use crate::upstream::Upstream;
 
 #[derive(Serialize)]
 pub struct Status<'a> {
+    /// The process answering: `switchyard upgrade` waits for the new one's.
+    pub pid: u32,
+    pub version: &'static str,
+    pub uptime_seconds: u64,
+    pub listeners: BTreeMap<&'a str, ListenerStatus<'a>>,
     pub upstreams: BTreeMap<&'a str, UpstreamStatus<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ListenerStatus<'a> {
+    pub listen: String,
+    /// `http` or `tcp`.
+    pub protocol: &'static str,
+    pub tls: bool,
+    /// HTTP requests answered on this listener, routed or not.
+    pub requests: u64,
+    /// `tcp` listeners: the upstream every connection goes to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<&'a str>,
+    pub routes: Vec<RouteStatus<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct RouteStatus<'a> {
+    pub name: &'a str,
+    /// `null` = any host.
+    pub host: Option<String>,
+    pub path_prefix: &'a str,
+    pub upstream: &'a str,
+    pub requests: u64,
+    /// Answers by status class: `2xx`, `3xx`, `4xx`, `5xx`.
+    pub responses: BTreeMap<&'static str, u64>,
+    pub rate_limited: u64,
 }
 
 #[derive(Serialize)]
@@ -25,9 +69,23 @@ pub struct BackendStatus<'a> {
     pub up: bool,
     pub inflight: usize,
     pub circuit: &'static str,
+    /// Requests (and retries) sent to this backend.
+    pub requests: u64,
 }
 
-pub fn snapshot(upstreams: &[Arc<Upstream>]) -> Status<'_> {
+pub fn snapshot<'a>(
+    upstreams: &'a [Arc<Upstream>],
+    listeners: &'a [Listener],
+    metrics: &Metrics,
+    started: Instant,
+) -> Status<'a> {
+    let by_route = counts(&metrics.http_requests, &["listener", "route", "status"]);
+    let limited = counts(&metrics.rate_limited, &["listener", "route"]);
+    let sent = counts(&metrics.backend_requests, &["upstream", "backend"]);
+    let listeners = listeners
+        .iter()
+        .map(|l| (l.name.as_str(), listener(l, &by_route, &limited)))
+        .collect();
     let upstreams = upstreams
         .iter()
         .map(|u| {
@@ -42,6 +100,7 @@ pub fn snapshot(upstreams: &[Arc<Upstream>]) -> Status<'_> {
                     up: u.healthy(i),
                     inflight: u.inflight(i),
                     circuit: u.circuit(i).name(),
+                    requests: sum(&sent, &[&u.spec.name, &b.addr]),
                 })
                 .collect();
             (
@@ -53,5 +112,94 @@ pub fn snapshot(upstreams: &[Arc<Upstream>]) -> Status<'_> {
             )
         })
         .collect();
-    Status { upstreams }
+    Status {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: started.elapsed().as_secs(),
+        listeners,
+        upstreams,
+    }
+}
+
+fn listener<'a>(l: &'a Listener, by_route: &Counts, limited: &Counts) -> ListenerStatus<'a> {
+    let (protocol, upstream, routes) = match &l.kind {
+        ListenerKind::Http { routes } => ("http", None, routes.as_slice()),
+        ListenerKind::Tcp { upstream, .. } => ("tcp", Some(upstream.as_str()), &[][..]),
+    };
+    let routes = routes
+        .iter()
+        .map(|r| {
+            let mut responses: BTreeMap<&'static str, u64> =
+                ["2xx", "3xx", "4xx", "5xx"].map(|c| (c, 0)).into();
+            for (labels, n) in by_route {
+                if labels[0] == l.name && labels[1] == r.name {
+                    if let Some(class) = class(&labels[2]) {
+                        *responses.entry(class).or_default() += n;
+                    }
+                }
+            }
+            RouteStatus {
+                name: &r.name,
+                host: match &r.host {
+                    HostMatch::Any => None,
+                    h => Some(h.to_string()),
+                },
+                path_prefix: &r.path_prefix,
+                upstream: &r.upstream,
+                requests: sum(by_route, &[&l.name, &r.name]),
+                responses,
+                rate_limited: sum(limited, &[&l.name, &r.name]),
+            }
+        })
+        .collect();
+    ListenerStatus {
+        listen: l.listen.to_string(),
+        protocol,
+        tls: l.tls.is_some(),
+        requests: sum(by_route, &[&l.name]),
+        upstream,
+        routes,
+    }
+}
+
+/// Counter values by the values of the chosen labels, in that order.
+type Counts = HashMap<Vec<String>, u64>;
+
+fn counts(vec: &IntCounterVec, labels: &[&str]) -> Counts {
+    let mut out = Counts::new();
+    for family in vec.collect() {
+        for m in family.get_metric() {
+            let pairs = m.get_label();
+            let key = labels
+                .iter()
+                .map(|want| {
+                    pairs
+                        .iter()
+                        .find(|p| p.name() == *want)
+                        .map_or(String::new(), |p| p.value().to_string())
+                })
+                .collect();
+            *out.entry(key).or_default() += m.get_counter().value() as u64;
+        }
+    }
+    out
+}
+
+/// The total over every series whose first label values are `prefix`.
+fn sum(counts: &Counts, prefix: &[&str]) -> u64 {
+    counts
+        .iter()
+        .filter(|(k, _)| k.iter().zip(prefix).all(|(a, b)| a == b))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn class(status: &str) -> Option<&'static str> {
+    match status.as_bytes().first()? {
+        b'2' => Some("2xx"),
+        b'3' => Some("3xx"),
+        b'4' => Some("4xx"),
+        b'5' => Some("5xx"),
+        _ => None,
+    }
 }

@@ -117,12 +117,17 @@ fn health_and_breaker_settings_are_validated() {
 
 #[test]
 fn unserved_features_warn_instead_of_silently_doing_nothing() {
-    let text = format!("server: {{ access_log: /tmp/access.log }}\n{MINIMAL}");
+    let text = MINIMAL.replace(
+        "routes: [{ upstream: u }]",
+        "routes: [{ upstream: u, rate_limit: { rate: 5, store: \"redis://127.0.0.1:6379\" } }]",
+    );
     let loaded = load_str(&text).unwrap();
-    assert!(loaded
-        .warnings
-        .iter()
-        .any(|w| w.path.to_string() == "server.access_log" && w.message.contains("not enforced")));
+    assert!(loaded.warnings.iter().any(|w| w.path.to_string()
+        == "listeners.web.routes[0].rate_limit.store"
+        && w.message.contains("not enforced")));
+    // Served now: no warning.
+    let text = format!("server: {{ access_log: /tmp/access.log, header_timeout: 5s }}\n{MINIMAL}");
+    assert!(load_str(&text).unwrap().warnings.is_empty());
 }
 
 #[test]

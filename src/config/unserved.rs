@@ -9,12 +9,6 @@ use super::problem::Problems;
 pub fn warn(c: &Config, p: &mut Problems) {
     let root = YamlPath::root();
     let not_yet = "is accepted but not enforced yet by this version";
-    if c.server.access_log.is_some() {
-        p.warning(
-            &root.key("server").key("access_log"),
-            format!("access_log {not_yet}"),
-        );
-    }
     for l in &c.listeners {
         let lp = root.key("listeners").key(&l.name);
         match &l.kind {

@@ -13,14 +13,17 @@
 //! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
 //! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers
 //! upstream_response_filter ── note the backend's status
-//! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*
+//! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*;
+//!                    Connection: close from SIGQUIT/SIGTERM on
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
-//! logging ────────── report the outcome to the breaker; metrics;
+//! logging ────────── report the outcome to the breaker; metrics; access log;
 //!                    ctx drops → in-flight count released
 //! ```
 
+mod access;
 mod choose;
 mod ctx;
+pub mod drain;
 mod framing;
 mod headers;
 mod respond;
@@ -40,6 +43,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
+use crate::access_log::AccessLog;
 use crate::admin::Metrics;
 use crate::filters::sticky::StickyKey;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
@@ -53,6 +57,8 @@ pub struct HttpProxy {
     pub scheme: &'static str,
     /// Signs and checks sticky cookies; one per process.
     pub sticky_key: Arc<StickyKey>,
+    /// `server.access_log`, when set.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 #[async_trait]
@@ -198,10 +204,17 @@ impl ProxyHttp for HttpProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Draining (SIGTERM) or handing over (SIGQUIT): a request that was
+        // already in flight is answered with `Connection: close`, so its
+        // keep-alive client reconnects (to the new process) instead of
+        // racing the close of an idle connection.
+        if session.is_process_shutting_down() || drain::handing_over() {
+            session.set_keepalive(None);
+        }
         headers::strip_response_hop_by_hop(upstream_response);
         if let Some(cookie) = ctx.set_cookie.take() {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
@@ -258,6 +271,9 @@ impl ProxyHttp for HttpProxy {
             .inc();
         if let Some(r) = &ctx.route {
             r.duration.observe(ctx.started.elapsed().as_secs_f64());
+        }
+        if let Some(log) = &self.access_log {
+            access::record(log, session, ctx, &self.listener, status);
         }
     }
 }

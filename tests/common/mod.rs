@@ -3,6 +3,8 @@
 //! answered, and a small raw HTTP/1.1 client (so tests control every byte).
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -113,6 +115,11 @@ impl Proxy {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("switchyard.log")).unwrap_or_default()
+    }
+
+    /// The switchyard process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn get(&self, host: &str, target: &str) -> Response {

@@ -1,0 +1,39 @@
+//! The access log line for a finished request, gathered in the `logging`
+//! phase from the session and the request context.
+
+use std::time::SystemTime;
+
+use pingora::proxy::Session;
+
+use super::RequestCtx;
+use crate::access_log::{rfc3339_millis, AccessLog, Entry};
+use crate::router::request_host;
+
+/// Logs one line for the request that just ended with `status`.
+pub fn record(log: &AccessLog, session: &Session, ctx: &RequestCtx, listener: &str, status: u16) {
+    let req = session.req_header();
+    let elapsed = ctx.started.elapsed();
+    let started = SystemTime::now()
+        .checked_sub(elapsed)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let host = request_host(req);
+    let route = ctx.route.as_deref();
+    let backend = route
+        .zip(ctx.tried.last())
+        .map(|(r, &i)| r.upstream.backend(i).addr.as_str());
+    log.record(&Entry {
+        time: rfc3339_millis(started),
+        client_ip: super::client_ip(session),
+        method: req.method.as_str(),
+        host: &host,
+        path: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        status,
+        listener,
+        route: route.map(|r| r.name.as_str()),
+        upstream: route.map(|r| r.upstream.spec.name.as_str()),
+        backend,
+        duration_ms: elapsed.as_micros() as f64 / 1000.0,
+        bytes_sent: session.body_bytes_sent(),
+        retries: ctx.tried.len().saturating_sub(1),
+    });
+}
