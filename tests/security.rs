@@ -230,3 +230,41 @@ fn a_response_cut_short_never_looks_complete() {
         "the client connection must close without a final chunk: {text:?}"
     );
 }
+
+#[test]
+fn a_flood_of_silent_connections_is_shed_and_others_are_still_served() {
+    let b = backends("flood", 1);
+    let proxy = proxy_with("header_timeout: 1s", &b[0].addr.to_string());
+    // 400 connections that never send a byte (bounded by this test's fd use).
+    let mut silent: Vec<TcpStream> = (0..400)
+        .filter_map(|_| TcpStream::connect(proxy.http).ok())
+        .collect();
+    assert!(
+        silent.len() >= 300,
+        "only {} connections opened",
+        silent.len()
+    );
+    // A real client is served meanwhile.
+    assert_eq!(get(proxy.http, "a", "/").status, 200);
+    // Every silent connection is closed by the header timeout, without an answer.
+    std::thread::sleep(Duration::from_millis(1500));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut open = silent.len();
+    for s in silent.iter_mut() {
+        s.set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10)),
+        ))
+        .unwrap();
+        let mut rest = Vec::new();
+        if s.read_to_end(&mut rest).is_ok() {
+            open -= 1;
+        }
+    }
+    assert_eq!(
+        open, 0,
+        "{open} silent connections still open after header_timeout"
+    );
+    assert_eq!(get(proxy.http, "a", "/").status, 200);
+}

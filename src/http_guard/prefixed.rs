@@ -61,17 +61,18 @@ impl Prefixed {
     }
 
     /// Reads more from the socket into the buffer. `Ok(false)` on EOF.
+    /// Cancel-safe: dropped before completion (a timeout), it leaves the
+    /// buffer as it was.
     pub async fn fill_at_least_one(&mut self) -> std::io::Result<bool> {
         if self.pos > 0 && self.pos == self.buf.len() {
             // Everything was consumed: release the memory.
             self.buf = Vec::new();
             self.pos = 0;
         }
-        let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK, 0);
-        let n = self.inner.read(&mut self.buf[start..]).await;
-        self.buf.truncate(start + *n.as_ref().unwrap_or(&0));
-        Ok(n? > 0)
+        self.buf.reserve(READ_CHUNK);
+        // `read_buf` fills spare capacity and only then extends the length.
+        let n = self.inner.read_buf(&mut self.buf).await?;
+        Ok(n > 0)
     }
 
     pub fn inner_mut(&mut self) -> &mut Stream {
@@ -195,3 +196,20 @@ impl GetSocketDigest for Prefixed {
 /// serves: say it is not supported.
 #[async_trait]
 impl Peek for Prefixed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_timed_out_fill_leaves_nothing_behind() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut p = Prefixed::new(Box::new(server));
+        let r = tokio::time::timeout(Duration::from_millis(20), p.fill_at_least_one()).await;
+        assert!(r.is_err());
+        assert_eq!(p.buffered(), 0);
+        drop(client);
+        assert!(!p.fill_at_least_one().await.unwrap());
+    }
+}
