@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -147,22 +149,25 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             max_header_bytes: config.server.max_header_bytes,
             idle_timeout: config.server.idle_timeout,
         };
-        let guarded = HeadGuard::new(
-            pingora::proxy::http_proxy(&server.configuration, app),
-            limits,
-        );
+        let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
+        if listener.h2c {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            proxy.server_options = Some(options);
+        }
+        let guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
         let mut service = Service::new(format!("listener {}", listener.name), guarded);
         let addr = listener.listen.to_string();
         match &listener.tls {
             Some(tls) => {
-                let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
-                if let Err(e) = service.add_tls(&addr, &cert, &key) {
+                let settings = tls_settings(tls).unwrap_or_else(|e| {
                     log::error!(
                         "listener {}: cannot load TLS certificate: {e}",
                         listener.name
                     );
                     std::process::exit(1);
-                }
+                });
+                service.add_tls_with_settings(&addr, None, settings);
             }
             None => service.add_tcp(&addr),
         }
@@ -180,6 +185,14 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         server.add_service(service);
     }
     Ok(server)
+}
+
+/// TLS for an http listener: ALPN offers h2, then http/1.1.
+fn tls_settings(tls: &crate::config::TlsFiles) -> pingora::Result<TlsSettings> {
+    let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
+    let mut settings = TlsSettings::intermediate(&cert, &key)?;
+    settings.enable_h2();
+    Ok(settings)
 }
 
 fn uses_sticky(config: &Config) -> bool {

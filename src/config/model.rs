@@ -43,6 +43,9 @@ pub struct Listener {
     pub name: String,
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// Plain http listener also serving HTTP/2 by prior knowledge. (TLS
+    /// listeners always offer h2 and http/1.1 by ALPN.)
+    pub h2c: bool,
     pub kind: ListenerKind,
 }
 

@@ -42,6 +42,8 @@ pub struct RawListener {
     pub protocol: Option<String>,
     pub listen: Option<String>,
     pub tls: Option<RawTls>,
+    /// switchyard addition: HTTP/2 by prior knowledge on a plain listener.
+    pub h2c: Option<bool>,
     pub routes: Option<Vec<RawRoute>>,
     pub upstream: Option<String>,
     pub idle_timeout: Option<String>,

@@ -236,6 +236,9 @@ fn listener(
             if tls.is_some() {
                 p.error(&path.key("tls"), "TLS is only supported on http listeners");
             }
+            if l.h2c.is_some() {
+                p.error(&path.key("h2c"), "h2c is for http listeners");
+            }
             match l.upstream {
                 Some(u) => {
                     upstream_ref(&u, &path.key("upstream"), upstreams, p);
@@ -274,10 +277,16 @@ fn listener(
             return None;
         }
     };
+    let h2c = l.h2c.unwrap_or(false);
+    if h2c && tls.is_some() {
+        p.error(&path.key("h2c"), "h2c is for plain listeners")
+            .hint("TLS listeners offer h2 and http/1.1 by ALPN; remove `h2c`");
+    }
     Some(Listener {
         name: name.to_string(),
         listen: listen?,
         tls,
+        h2c,
         kind,
     })
 }
