@@ -22,4 +22,5 @@ pub mod l4;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod tls;
 pub mod upstream;

@@ -19,6 +19,7 @@ use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
 use crate::proxy::{HttpProxy, RouteRuntime};
 use crate::router::Router;
+use crate::tls::SniCerts;
 use crate::upstream::Upstream;
 
 /// How to start: the `-d`/`-u` flags of `switchyard run`.
@@ -187,10 +188,21 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     Ok(server)
 }
 
-/// TLS for an http listener: ALPN offers h2, then http/1.1.
-fn tls_settings(tls: &crate::config::TlsFiles) -> pingora::Result<TlsSettings> {
-    let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
+/// TLS for an http listener: certificates chosen by SNI (loaded at
+/// validation), ALPN offering h2, then http/1.1.
+fn tls_settings(tls: &crate::config::ListenerTls) -> pingora::Result<TlsSettings> {
+    let (cert, key) = (
+        tls.default.cert.to_string_lossy(),
+        tls.default.key.to_string_lossy(),
+    );
     let mut settings = TlsSettings::intermediate(&cert, &key)?;
+    let named = tls.sni.iter().flat_map(|c| {
+        c.names
+            .iter()
+            .map(|n| (n.clone(), Arc::clone(&c.pair.certified)))
+    });
+    let certs = SniCerts::new(Arc::clone(&tls.default.certified), named);
+    settings.set_cert_resolver(Arc::new(certs));
     settings.enable_h2();
     Ok(settings)
 }

@@ -13,6 +13,7 @@ use super::model::*;
 use super::path::YamlPath;
 use super::problem::Problems;
 use super::raw::*;
+use super::tls::{listener_tls, upstream_tls};
 
 /// Largest accepted backend weight (HAProxy allows 256; we allow more, but a
 /// Ketama ring holds 160 points per weight unit, so it must stay bounded).
@@ -195,7 +196,7 @@ fn listener(
             None
         }
     };
-    let tls = l.tls.and_then(|t| tls(t, &path.key("tls"), p));
+    let tls = l.tls.and_then(|t| listener_tls(t, &path.key("tls"), p));
     let protocol = l.protocol.as_deref().unwrap_or("http");
     let kind = match protocol {
         "http" => {
@@ -288,28 +289,6 @@ fn listener(
         tls,
         h2c,
         kind,
-    })
-}
-
-fn tls(t: RawTls, path: &YamlPath, p: &mut Problems) -> Option<TlsFiles> {
-    let mut file = |v: Option<String>, key: &str| -> Option<PathBuf> {
-        let Some(v) = v else {
-            p.error(path, format!("tls needs `{key}`"))
-                .hint("tls: { cert: cert.pem, key: key.pem }");
-            return None;
-        };
-        let pb = PathBuf::from(&v);
-        if !pb.is_file() {
-            p.error(&path.key(key), format!("cannot read file \"{v}\""))
-                .hint("paths are relative to the directory switchyard runs in");
-        }
-        Some(pb)
-    };
-    let cert = file(t.cert, "cert");
-    let key = file(t.key, "key");
-    Some(TlsFiles {
-        cert: cert?,
-        key: key?,
     })
 }
 
@@ -605,6 +584,7 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
     let circuit_breaker = u
         .circuit_breaker
         .map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
+    let tls = u.tls.and_then(|t| upstream_tls(t, &backends, path, p));
     let retries = match u.retries {
         None => 2,
         Some(r) if r > 16 => {
@@ -639,6 +619,7 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
             &path.key("slow_start"),
             p,
         ),
+        tls,
     })
 }
 
