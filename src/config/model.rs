@@ -173,6 +173,17 @@ pub struct UpstreamSpec {
     pub slow_start: Duration,
     /// `None` = plain HTTP to the backends.
     pub tls: Option<UpstreamTls>,
+    pub protocol: UpstreamProtocol,
+}
+
+/// The HTTP version spoken to an upstream's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (the default).
+    Http1,
+    /// HTTP/2 only: by ALPN with `tls`, by prior knowledge (h2c) without.
+    /// What gRPC backends need.
+    H2,
 }
 
 #[derive(Debug, Clone)]

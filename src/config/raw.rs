@@ -145,6 +145,8 @@ pub struct RawUpstream {
     pub read_timeout: Option<String>,
     pub slow_start: Option<String>,
     pub tls: Option<RawUpstreamTls>,
+    /// switchyard addition: `http1` (default) or `h2` to the backends.
+    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

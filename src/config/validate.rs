@@ -585,6 +585,20 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
         .circuit_breaker
         .map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
     let tls = u.tls.and_then(|t| upstream_tls(t, &backends, path, p));
+    let protocol = match u.protocol.as_deref() {
+        None | Some("http1") => UpstreamProtocol::Http1,
+        Some("h2") => UpstreamProtocol::H2,
+        Some(other) => {
+            p.error(
+                &path.key("protocol"),
+                format!("unknown upstream protocol \"{other}\""),
+            )
+            .hint(
+                "valid protocols: http1, h2 (HTTP/2 by ALPN with tls, by prior knowledge without)",
+            );
+            UpstreamProtocol::Http1
+        }
+    };
     let retries = match u.retries {
         None => 2,
         Some(r) if r > 16 => {
@@ -620,6 +634,7 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
             p,
         ),
         tls,
+        protocol,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The Pingora peer for one attempt: the backend's address, the upstream's
-//! timeouts, and TLS when the upstream has `tls`.
+//! timeouts, TLS when the upstream has `tls`, and HTTP/2 with `protocol: h2`.
 //!
 //! Pingora's rustls connector skips *all* certificate checks when the SNI is
 //! empty; we never pass an empty one ([`crate::config::UpstreamTls::sni_for`]),
@@ -8,7 +8,11 @@
 
 use pingora::prelude::HttpPeer;
 
-use crate::config::{BackendSpec, UpstreamSpec};
+use crate::config::{BackendSpec, UpstreamProtocol, UpstreamSpec};
+
+/// Requests multiplexed on one HTTP/2 connection to a backend before
+/// Pingora opens another.
+const H2_STREAMS_PER_CONNECTION: usize = 100;
 
 pub fn build(spec: &UpstreamSpec, backend: &BackendSpec) -> HttpPeer {
     let mut peer = match &spec.tls {
@@ -21,6 +25,11 @@ pub fn build(spec: &UpstreamSpec, backend: &BackendSpec) -> HttpPeer {
             peer
         }
     };
+    if spec.protocol == UpstreamProtocol::H2 {
+        // h2 only: without TLS Pingora then speaks h2 by prior knowledge.
+        peer.options.set_http_version(2, 2);
+        peer.options.max_h2_streams = H2_STREAMS_PER_CONNECTION;
+    }
     peer.options.connection_timeout = Some(spec.connect_timeout);
     peer.options.read_timeout = Some(spec.read_timeout);
     peer.options.write_timeout = Some(spec.read_timeout);
