@@ -112,3 +112,29 @@ fn verification_never_silently_off() {
         assert!(format!("{out}{err}").contains("line 7"), "{out}{err}");
     }
 }
+
+#[test]
+fn http_health_checks_use_the_upstream_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (back, b, ca) = tls_backend(dir.path());
+    let p = Proxy::start(&format!(
+        "admin: {{ listen: \"{{ADMIN}}\" }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: u }}]\nupstreams:\n  u:\n    backends: [{{ addr: \"{}\" }}]\n    tls: {{ sni: backend.test, ca_file: \"{}\" }}\n    health_check: {{ type: http, path: /healthz, interval: 100ms, healthy_threshold: 1, unhealthy_threshold: 1 }}\n",
+        back.http,
+        ca.cert.display()
+    ));
+    // Give the checks a few rounds; a plain-text probe to a TLS port would
+    // fail them and mark the only backend down (503).
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let labels = [("upstream", "u"), ("backend", &*back.http.to_string())];
+    assert_eq!(
+        p.metric("switchyard_backend_up", &labels),
+        Some(1.0),
+        "{}",
+        p.log()
+    );
+    assert!(
+        b[0].hits() >= 2,
+        "health checks reached the backend over TLS"
+    );
+    assert_eq!(p.get("app.test", "/").status, 200);
+}

@@ -585,6 +585,17 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
         .circuit_breaker
         .map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
     let tls = u.tls.and_then(|t| upstream_tls(t, &backends, path, p));
+    if let (Some(t), Some(h)) = (&tls, &health_check) {
+        if let HealthCheckKind::Http { host: None, .. } = h.kind {
+            if t.verify && t.sni.is_none() {
+                p.warning(
+                    &path.key("health_check"),
+                    "http health checks verify the backends' certificates for the name \"localhost\"",
+                )
+                .hint("set health_check.host (or tls.sni) to the name in the backends' certificates");
+            }
+        }
+    }
     let protocol = match u.protocol.as_deref() {
         None | Some("http1") => UpstreamProtocol::Http1,
         Some("h2") => UpstreamProtocol::H2,
