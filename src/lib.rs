@@ -25,5 +25,6 @@ pub mod l4;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -18,6 +20,7 @@ use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
 use crate::proxy::{HttpProxy, RouteRuntime};
 use crate::router::Router;
+use crate::tls::SniCerts;
 use crate::upstream::Upstream;
 
 /// How to start: the `-d`/`-u` flags of `switchyard run`.
@@ -165,35 +168,26 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             max_header_bytes: config.server.max_header_bytes,
             idle_timeout: config.server.idle_timeout,
         };
-        let guarded = HeadGuard::new(
-            pingora::proxy::http_proxy(&server.configuration, app),
-            limits,
-        );
+        let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
+        if listener.h2c {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            proxy.server_options = Some(options);
+        }
+        let guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
         let mut service = Service::new(format!("listener {}", listener.name), guarded);
         let addr = listener.listen.to_string();
         match &listener.tls {
             Some(tls) => {
-                let (cert, key) = (tls.cert.to_string_lossy(), tls.key.to_string_lossy());
-                // Pingora reads the files only when the listener starts, and
-                // panics in that thread: the process would serve on without
-                // this listener. Read them now, before taking any socket.
-                if !matches!(
-                    pingora::tls::load_certs_and_key_files(&cert, &key),
-                    Ok(Some(_))
-                ) {
-                    log::error!(
-                        "listener {}: no usable PEM certificate chain in {cert} and private key in {key}",
-                        listener.name
-                    );
-                    std::process::exit(1);
-                }
-                if let Err(e) = service.add_tls(&addr, &cert, &key) {
-                    log::error!(
+                // The files were checked by the config loader; this can only
+                // fail if they changed since. Fail before taking any socket.
+                let settings = tls_settings(tls).map_err(|e| {
+                    format!(
                         "listener {}: cannot load TLS certificate: {e}",
                         listener.name
-                    );
-                    std::process::exit(1);
-                }
+                    )
+                })?;
+                service.add_tls_with_settings(&addr, None, settings);
             }
             None => service.add_tcp(&addr),
         }
@@ -217,6 +211,25 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     // certificate) has failed by now, while the old instance is untouched.
     server.bootstrap();
     Ok(server)
+}
+
+/// TLS for an http listener: certificates chosen by SNI (loaded at
+/// validation), ALPN offering h2, then http/1.1.
+fn tls_settings(tls: &crate::config::ListenerTls) -> pingora::Result<TlsSettings> {
+    let (cert, key) = (
+        tls.default.cert.to_string_lossy(),
+        tls.default.key.to_string_lossy(),
+    );
+    let mut settings = TlsSettings::intermediate(&cert, &key)?;
+    let named = tls.sni.iter().flat_map(|c| {
+        c.names
+            .iter()
+            .map(|n| (n.clone(), Arc::clone(&c.pair.certified)))
+    });
+    let certs = SniCerts::new(Arc::clone(&tls.default.certified), named);
+    settings.set_cert_resolver(Arc::new(certs));
+    settings.enable_h2();
+    Ok(settings)
 }
 
 fn uses_sticky(config: &Config) -> bool {

@@ -60,6 +60,8 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["admin"] => fields_of::<RawAdmin>(),
         ["listeners", "*"] => fields_of::<RawListener>(),
         ["listeners", "*", "tls"] => fields_of::<RawTls>(),
+        ["listeners", "*", "tls", "sni", "[]"] => fields_of::<RawSniCert>(),
+        ["upstreams", "*", "tls"] => fields_of::<RawUpstreamTlsSettings>(),
         ["listeners", "*", "routes", "[]"] => fields_of::<RawRoute>(),
         ["listeners", "*", "routes", "[]", "rate_limit"] => fields_of::<RawRateLimit>(),
         ["listeners", "*", "routes", "[]", "sticky"] => fields_of::<RawSticky>(),

@@ -15,6 +15,7 @@ pub mod model;
 mod path;
 mod problem;
 pub mod raw;
+mod tls;
 mod unserved;
 mod validate;
 

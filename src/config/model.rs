@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora::utils::tls::WrappedX509;
+
+pub use crate::tls::{CertPair, NameMatch};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerSettings,
@@ -42,14 +46,37 @@ pub struct AdminSettings {
 pub struct Listener {
     pub name: String,
     pub listen: SocketAddr,
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<ListenerTls>,
+    /// Plain http listener also serving HTTP/2 by prior knowledge. (TLS
+    /// listeners always offer h2 and http/1.1 by ALPN.)
+    pub h2c: bool,
     pub kind: ListenerKind,
 }
 
+/// A TLS listener's certificates, loaded and checked at validation.
 #[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+pub struct ListenerTls {
+    /// Presented when no `sni` entry matches, or the client sends no SNI.
+    pub default: CertPair,
+    /// In config order.
+    pub sni: Vec<SniCert>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SniCert {
+    pub names: Vec<NameMatch>,
+    pub pair: CertPair,
+}
+
+/// TLS to an upstream's backends.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// SNI and the name verified; `None` = each backend's host name.
+    pub sni: Option<String>,
+    /// Trust anchors; `None` = the system roots.
+    pub ca: Option<Arc<[WrappedX509]>>,
+    /// `false` only when the operator wrote `verify: false`.
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +171,19 @@ pub struct UpstreamSpec {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub slow_start: Duration,
+    /// `None` = plain HTTP to the backends.
+    pub tls: Option<UpstreamTls>,
+    pub protocol: UpstreamProtocol,
+}
+
+/// The HTTP version spoken to an upstream's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (the default).
+    Http1,
+    /// HTTP/2 only: by ALPN with `tls`, by prior knowledge (h2c) without.
+    /// What gRPC backends need.
+    H2,
 }
 
 #[derive(Debug, Clone)]

@@ -42,6 +42,8 @@ pub struct RawListener {
     pub protocol: Option<String>,
     pub listen: Option<String>,
     pub tls: Option<RawTls>,
+    /// switchyard addition: HTTP/2 by prior knowledge on a plain listener.
+    pub h2c: Option<bool>,
     pub routes: Option<Vec<RawRoute>>,
     pub upstream: Option<String>,
     pub idle_timeout: Option<String>,
@@ -51,6 +53,57 @@ pub struct RawListener {
 pub struct RawTls {
     pub cert: Option<String>,
     pub key: Option<String>,
+    /// switchyard addition: more certificates, chosen by the client's SNI.
+    pub sni: Option<Vec<RawSniCert>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSniCert {
+    pub names: Option<Vec<String>>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+/// switchyard addition: `tls: true` (verify with the system roots, SNI =
+/// the backend's host name) or the full mapping.
+#[derive(Debug)]
+pub enum RawUpstreamTls {
+    Switch(bool),
+    Settings(RawUpstreamTlsSettings),
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawUpstreamTlsSettings {
+    pub sni: Option<String>,
+    pub ca_file: Option<String>,
+    pub verify: Option<bool>,
+}
+
+/// By hand rather than `untagged`: the map case must go through the same
+/// deserializer so unknown keys inside it are still reported.
+impl<'de> Deserialize<'de> for RawUpstreamTls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawUpstreamTls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, or { sni, ca_file, verify }")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawUpstreamTls::Switch(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawUpstreamTlsSettings::deserialize(serde::de::value::MapAccessDeserializer::new(
+                    map,
+                ))
+                .map(RawUpstreamTls::Settings)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +144,9 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub read_timeout: Option<String>,
     pub slow_start: Option<String>,
+    pub tls: Option<RawUpstreamTls>,
+    /// switchyard addition: `http1` (default) or `h2` to the backends.
+    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,7 @@ use super::model::*;
 use super::path::YamlPath;
 use super::problem::Problems;
 use super::raw::*;
+use super::tls::{listener_tls, upstream_tls};
 
 /// Largest accepted backend weight (HAProxy allows 256; we allow more, but a
 /// Ketama ring holds 160 points per weight unit, so it must stay bounded).
@@ -195,7 +196,7 @@ fn listener(
             None
         }
     };
-    let tls = l.tls.and_then(|t| tls(t, &path.key("tls"), p));
+    let tls = l.tls.and_then(|t| listener_tls(t, &path.key("tls"), p));
     let protocol = l.protocol.as_deref().unwrap_or("http");
     let kind = match protocol {
         "http" => {
@@ -236,6 +237,9 @@ fn listener(
             if tls.is_some() {
                 p.error(&path.key("tls"), "TLS is only supported on http listeners");
             }
+            if l.h2c.is_some() {
+                p.error(&path.key("h2c"), "h2c is for http listeners");
+            }
             match l.upstream {
                 Some(u) => {
                     upstream_ref(&u, &path.key("upstream"), upstreams, p);
@@ -274,33 +278,17 @@ fn listener(
             return None;
         }
     };
+    let h2c = l.h2c.unwrap_or(false);
+    if h2c && tls.is_some() {
+        p.error(&path.key("h2c"), "h2c is for plain listeners")
+            .hint("TLS listeners offer h2 and http/1.1 by ALPN; remove `h2c`");
+    }
     Some(Listener {
         name: name.to_string(),
         listen: listen?,
         tls,
+        h2c,
         kind,
-    })
-}
-
-fn tls(t: RawTls, path: &YamlPath, p: &mut Problems) -> Option<TlsFiles> {
-    let mut file = |v: Option<String>, key: &str| -> Option<PathBuf> {
-        let Some(v) = v else {
-            p.error(path, format!("tls needs `{key}`"))
-                .hint("tls: { cert: cert.pem, key: key.pem }");
-            return None;
-        };
-        let pb = PathBuf::from(&v);
-        if !pb.is_file() {
-            p.error(&path.key(key), format!("cannot read file \"{v}\""))
-                .hint("paths are relative to the directory switchyard runs in");
-        }
-        Some(pb)
-    };
-    let cert = file(t.cert, "cert");
-    let key = file(t.key, "key");
-    Some(TlsFiles {
-        cert: cert?,
-        key: key?,
     })
 }
 
@@ -596,6 +584,32 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
     let circuit_breaker = u
         .circuit_breaker
         .map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
+    let tls = u.tls.and_then(|t| upstream_tls(t, &backends, path, p));
+    if let (Some(t), Some(h)) = (&tls, &health_check) {
+        if let HealthCheckKind::Http { host: None, .. } = h.kind {
+            if t.verify && t.sni.is_none() {
+                p.warning(
+                    &path.key("health_check"),
+                    "http health checks verify the backends' certificates for the name \"localhost\"",
+                )
+                .hint("set health_check.host (or tls.sni) to the name in the backends' certificates");
+            }
+        }
+    }
+    let protocol = match u.protocol.as_deref() {
+        None | Some("http1") => UpstreamProtocol::Http1,
+        Some("h2") => UpstreamProtocol::H2,
+        Some(other) => {
+            p.error(
+                &path.key("protocol"),
+                format!("unknown upstream protocol \"{other}\""),
+            )
+            .hint(
+                "valid protocols: http1, h2 (HTTP/2 by ALPN with tls, by prior knowledge without)",
+            );
+            UpstreamProtocol::Http1
+        }
+    };
     let retries = match u.retries {
         None => 2,
         Some(r) if r > 16 => {
@@ -630,6 +644,8 @@ fn upstream(name: &str, u: RawUpstream, path: &YamlPath, p: &mut Problems) -> Op
             &path.key("slow_start"),
             p,
         ),
+        tls,
+        protocol,
     })
 }
 

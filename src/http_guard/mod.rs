@@ -16,8 +16,9 @@
 //! read are handed back to Pingora through [`Prefixed`], so parsing and
 //! everything after it is unchanged. Between requests a keep-alive
 //! connection may stay idle for `server.idle_timeout` (Pingora's keep-alive
-//! timeout), then it is closed. HTTP/2 connections (ALPN `h2`) go straight
-//! to Pingora.
+//! timeout), then it is closed. HTTP/2 connections (ALPN `h2`, or, on a
+//! plain listener with `h2c: true`, a connection that opens with the HTTP/2
+//! preface) go straight to Pingora's HTTP/2 server.
 
 mod prefixed;
 pub mod raw;
@@ -45,6 +46,8 @@ pub struct HeadLimits {
 pub struct HeadGuard<A> {
     app: Arc<A>,
     limits: HeadLimits,
+    /// Look for the HTTP/2 prior-knowledge preface on plain connections.
+    h2c: bool,
 }
 
 impl<A> HeadGuard<A> {
@@ -52,9 +55,20 @@ impl<A> HeadGuard<A> {
         Self {
             app: Arc::new(app),
             limits,
+            h2c: false,
         }
     }
+
+    /// Serves HTTP/2 by prior knowledge (RFC 9113 §3.3) on plain
+    /// connections; the wrapped app must have `h2c` in its server options.
+    pub fn with_h2c(mut self, h2c: bool) -> Self {
+        self.h2c = h2c;
+        self
+    }
 }
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How reading a head ended.
 enum Head {
@@ -79,7 +93,15 @@ where
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.app.process_new(stream, shutdown).await;
         }
+        let h2c = self.h2c && stream.get_ssl_digest().is_none();
         let mut stream = Prefixed::new(stream);
+        if h2c {
+            let deadline = tokio::time::Instant::now() + self.limits.header_timeout;
+            if has_h2_preface(&mut stream, deadline).await? {
+                // Pingora replays the buffered preface through `Prefixed`.
+                return self.app.process_new(Box::new(stream), shutdown).await;
+            }
+        }
         let mut settings = None;
         loop {
             match read_head(&mut stream, &self.limits).await {
@@ -116,6 +138,24 @@ where
 
     async fn cleanup(&self) {
         self.app.http_cleanup().await;
+    }
+}
+
+/// Reads until the buffer starts with the HTTP/2 preface, or cannot.
+/// `None` when the client closed or stalled before that was clear.
+async fn has_h2_preface(stream: &mut Prefixed, deadline: tokio::time::Instant) -> Option<bool> {
+    loop {
+        let have = stream.head(stream.buffered().min(H2_PREFACE.len()));
+        if !H2_PREFACE.starts_with(have) {
+            return Some(false);
+        }
+        if have.len() == H2_PREFACE.len() {
+            return Some(true);
+        }
+        match tokio::time::timeout_at(deadline, stream.fill_at_least_one()).await {
+            Ok(Ok(true)) => {}
+            _ => return None,
+        }
     }
 }
 

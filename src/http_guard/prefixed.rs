@@ -192,8 +192,9 @@ impl GetSocketDigest for Prefixed {
     }
 }
 
-/// Peeking is only used to detect an h2c preface, which this path never
-/// serves: say it is not supported.
+/// Peeking is only used by Pingora to detect an h2c preface; [`super::HeadGuard`]
+/// has already done that, so say it is not supported (Pingora then trusts
+/// its `h2c` option).
 #[async_trait]
 impl Peek for Prefixed {}
 

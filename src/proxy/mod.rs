@@ -26,6 +26,7 @@ mod ctx;
 pub mod drain;
 mod framing;
 mod headers;
+mod peer;
 mod respond;
 mod route;
 
@@ -146,11 +147,7 @@ impl ProxyHttp for HttpProxy {
             .backend_requests
             .with_label_values(&[&upstream.spec.name, &backend.addr])
             .inc();
-        let mut peer = HttpPeer::new(backend.socket, false, String::new());
-        peer.options.connection_timeout = Some(upstream.spec.connect_timeout);
-        peer.options.read_timeout = Some(upstream.spec.read_timeout);
-        peer.options.write_timeout = Some(upstream.spec.read_timeout);
-        Ok(Box::new(peer))
+        Ok(Box::new(peer::build(&upstream.spec, backend)))
     }
 
     fn fail_to_connect(

@@ -21,7 +21,7 @@ use pingora::lb::Backend;
 use pingora::{Error, ErrorType};
 
 use super::selection::index_of;
-use crate::config::{HealthCheck, HealthCheckKind};
+use crate::config::{HealthCheck, HealthCheckKind, UpstreamTls};
 
 /// Health transitions of one upstream's backends, by backend index.
 pub struct HealthEvents {
@@ -81,7 +81,14 @@ impl HealthObserve for Observer {
 }
 
 /// The Pingora health check for `spec`, reporting flips to `events`.
-pub fn build(spec: &HealthCheck, events: Arc<HealthEvents>) -> Box<dyn PingoraCheck + Send + Sync> {
+/// With `tls`, http checks go over TLS with the upstream's CA and `verify`;
+/// one peer template serves every backend, so the name verified is
+/// `tls.sni`, else the check's `host`.
+pub fn build(
+    spec: &HealthCheck,
+    tls: Option<&UpstreamTls>,
+    events: Arc<HealthEvents>,
+) -> Box<dyn PingoraCheck + Send + Sync> {
     let observer: Box<dyn HealthObserve + Send + Sync> = Box::new(Observer(events));
     match &spec.kind {
         HealthCheckKind::Tcp => {
@@ -99,7 +106,13 @@ pub fn build(spec: &HealthCheck, events: Arc<HealthEvents>) -> Box<dyn PingoraCh
             expect_status,
         } => {
             let host = host.as_deref().unwrap_or("localhost");
-            let mut check = HttpHealthCheck::new(host, false);
+            let mut check = HttpHealthCheck::new(host, tls.is_some());
+            if let Some(tls) = tls {
+                check.peer_template.sni = tls.sni.clone().unwrap_or_else(|| host.to_string());
+                check.peer_template.options.verify_cert = tls.verify;
+                check.peer_template.options.verify_hostname = tls.verify;
+                check.peer_template.options.ca = tls.ca.clone();
+            }
             check.consecutive_success = spec.healthy_threshold as usize;
             check.consecutive_failure = spec.unhealthy_threshold as usize;
             check.peer_template.options.connection_timeout = Some(spec.timeout);

@@ -268,7 +268,11 @@ where
     let Some(check) = &p.spec.health_check else {
         return (Arc::new(lb), None);
     };
-    lb.set_health_check(health::build(check, Arc::clone(p.health)));
+    lb.set_health_check(health::build(
+        check,
+        p.spec.tls.as_ref(),
+        Arc::clone(p.health),
+    ));
     lb.health_check_frequency = Some(check.interval);
     lb.parallel_health_check = true;
     let service = background_service(&format!("health checks {}", p.spec.name), lb);

@@ -3,6 +3,7 @@
 //! answered, and a small raw HTTP/1.1 client (so tests control every byte).
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod daemon;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -293,4 +294,19 @@ pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
+}
+
+/// Runs curl with `args` (bounded by `--max-time 10`); returns (success,
+/// stdout, stderr).
+pub fn curl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed by scripts/install-deps.sh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -1,0 +1,37 @@
+//! The Pingora peer for one attempt: the backend's address, the upstream's
+//! timeouts, TLS when the upstream has `tls`, and HTTP/2 with `protocol: h2`.
+//!
+//! Pingora's rustls connector skips *all* certificate checks when the SNI is
+//! empty; we never pass an empty one ([`crate::config::UpstreamTls::sni_for`]),
+//! and validation makes sure a verified backend has a name to check.
+//! Verification is off only with `verify: false`.
+
+use pingora::prelude::HttpPeer;
+
+use crate::config::{BackendSpec, UpstreamProtocol, UpstreamSpec};
+
+/// Requests multiplexed on one HTTP/2 connection to a backend before
+/// Pingora opens another.
+const H2_STREAMS_PER_CONNECTION: usize = 100;
+
+pub fn build(spec: &UpstreamSpec, backend: &BackendSpec) -> HttpPeer {
+    let mut peer = match &spec.tls {
+        None => HttpPeer::new(backend.socket, false, String::new()),
+        Some(tls) => {
+            let mut peer = HttpPeer::new(backend.socket, true, tls.sni_for(&backend.addr));
+            peer.options.verify_cert = tls.verify;
+            peer.options.verify_hostname = tls.verify;
+            peer.options.ca = tls.ca.clone();
+            peer
+        }
+    };
+    if spec.protocol == UpstreamProtocol::H2 {
+        // h2 only: without TLS Pingora then speaks h2 by prior knowledge.
+        peer.options.set_http_version(2, 2);
+        peer.options.max_h2_streams = H2_STREAMS_PER_CONNECTION;
+    }
+    peer.options.connection_timeout = Some(spec.connect_timeout);
+    peer.options.read_timeout = Some(spec.read_timeout);
+    peer.options.write_timeout = Some(spec.read_timeout);
+    peer
+}
