@@ -20,7 +20,8 @@ run: build
 	./scripts/demo.sh $(RELEASE_BIN) conf/example.yaml
 
 ## Everything CI checks: format, lints, config examples, unit + integration tests.
-test: deps
+test:
+	@./scripts/install-deps.sh openssl chromium
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test
 # switchyard: cmake and a C compiler (Pingora builds zlib-ng, zstd and ring
-# from C), curl for the demo and tests, openssl to make test certificates,
-# chromium (headless) to render the admin status page in its test. Extra
-# Debian package names may be given as arguments. Does nothing when
-# everything is already there.
+# from C) and curl. Extra Debian package names may be given as arguments:
+# `make test` adds what its tests need (openssl, chromium, redis-server),
+# `make bench` adds haproxy. Does nothing when everything is already there.
 set -euo pipefail
 
 missing=()
@@ -12,8 +11,6 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
