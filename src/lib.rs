@@ -12,6 +12,7 @@
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`server`]: builds the Pingora server from a config.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
+//! - [`sim`]: `switchyard sim`, offline simulations of the selectors and breakers.
 
 pub mod admin;
 pub mod config;
@@ -21,4 +22,5 @@ pub mod l4;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod sim;
 pub mod upstream;
