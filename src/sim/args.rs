@@ -4,14 +4,20 @@
 //! anything runs.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
+
+use crate::config::{parse_duration, Policy};
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Scenario {
     /// Balls into bins: the fullest bin when each ball goes to the least
     /// loaded of d random bins (the power of two choices).
     Balls(BallsArgs),
+    /// The same heterogeneous backends under each balancing policy: latency
+    /// percentiles, longest queue and load spread, side by side.
+    Policies(PoliciesArgs),
 }
 
 /// Options every scenario takes.
@@ -45,4 +51,105 @@ pub struct BallsArgs {
     pub trials: u32,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PoliciesArgs {
+    /// Backends behind the balancer.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub backends: u32,
+    /// Requests per second arriving at the balancer (Poisson arrivals).
+    #[arg(long, default_value = "1000", value_parser = positive)]
+    pub rate: f64,
+    /// Requests to simulate.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
+    pub requests: u64,
+    /// How many times slower the slow backends serve a request.
+    #[arg(long, default_value = "4", value_parser = at_least_one)]
+    pub skew: f64,
+    /// How many backends are slow [default: a fifth of them, at least one].
+    #[arg(long)]
+    pub slow: Option<u32>,
+    /// How many times slower the last backend serves by the end of the run;
+    /// it starts at full speed and slows down linearly.
+    #[arg(long, default_value = "10", value_parser = at_least_one)]
+    pub degrade: f64,
+    /// Requests a backend serves at once; more wait in its FIFO queue.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub workers: u32,
+    /// Mean service time of a full-speed backend (exponentially distributed).
+    #[arg(long, default_value = "20ms", value_parser = positive_duration)]
+    pub service: Duration,
+    /// Policies to compare, comma-separated [default: all six].
+    #[arg(long, value_delimiter = ',', value_parser = policy)]
+    pub policies: Vec<Policy>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a number"))?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("\"{s}\" is not a finite number"))
+    }
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    let x = number(s)?;
+    if x > 0.0 && x <= 1e9 {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is out of range: give a number above 0 (at most 1e9)"
+        ))
+    }
+}
+
+fn at_least_one(s: &str) -> Result<f64, String> {
+    let x = number(s)?;
+    if (1.0..=1000.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is out of range: give a factor from 1 (full speed) to 1000"
+        ))
+    }
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        Err(format!("\"{s}\" must be longer than 0"))
+    } else {
+        Ok(d)
+    }
+}
+
+fn policy(s: &str) -> Result<Policy, String> {
+    Policy::from_name(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown policy \"{s}\"; valid: {}", names.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_explained() {
+        assert!(positive("0").unwrap_err().contains("above 0"));
+        assert!(positive("abc").unwrap_err().contains("not a number"));
+        assert!(positive("inf").unwrap_err().contains("finite"));
+        assert!(at_least_one("0.5").is_err());
+        assert!(positive_duration("0").is_err());
+        assert!(positive_duration("5").unwrap_err().contains("no unit"));
+        assert!(policy("fastest").unwrap_err().contains("least_conn"));
+        assert_eq!(policy("p2c"), Ok(Policy::P2c));
+    }
 }

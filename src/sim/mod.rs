@@ -30,10 +30,12 @@ pub mod balls;
 pub mod chart;
 pub mod events;
 pub mod output;
+pub mod policies;
+pub mod pool;
 pub mod random;
 pub mod stats;
 
-pub use args::{BallsArgs, Common, Scenario};
+pub use args::{BallsArgs, Common, PoliciesArgs, Scenario};
 
 use std::path::PathBuf;
 
@@ -76,6 +78,7 @@ pub struct Report {
 pub fn run(scenario: &Scenario) -> Result<String, SimError> {
     let (common, report) = match scenario {
         Scenario::Balls(a) => (&a.common, balls::run(a)?),
+        Scenario::Policies(a) => (&a.common, policies::run(a)?),
     };
     if let Some(path) = &common.svg {
         report.chart.write(path)?;
