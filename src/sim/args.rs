@@ -18,6 +18,9 @@ pub enum Scenario {
     /// The same heterogeneous backends under each balancing policy: latency
     /// percentiles, longest queue and load spread, side by side.
     Policies(PoliciesArgs),
+    /// A backend fails and recovers while clients retry: naive retries,
+    /// jittered backoff, circuit breakers, and breakers with a retry budget.
+    Herd(HerdArgs),
 }
 
 /// Options every scenario takes.
@@ -87,6 +90,51 @@ pub struct PoliciesArgs {
     pub common: Common,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct HerdArgs {
+    /// Backends behind the balancer; backend 0 is the one that fails.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub backends: u32,
+    /// Fresh requests per second, as a share of the whole pool's capacity.
+    #[arg(long, default_value = "0.85", value_parser = load_share)]
+    pub load: f64,
+    /// Retries a client makes after a failed try (timeout, 503, refused).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
+    /// A client gives up on a try after this long (the proxy's read_timeout
+    /// too: the breaker counts it as a failure).
+    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    pub timeout: Duration,
+    /// When backend 0 goes down (refusing connections).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub fail_at: Duration,
+    /// When backend 0 comes back.
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    pub recover_at: Duration,
+    /// How long fresh requests keep arriving; the run then drains.
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    pub duration: Duration,
+    /// How long a tripped breaker stays open before it lets a probe through
+    /// (breaker variants).
+    #[arg(long, default_value = "2s", value_parser = positive_duration)]
+    pub open_for: Duration,
+    /// Balancing policy (a real selector). p2c by default: with
+    /// round_robin, breakers flap long after the outage (see the module doc).
+    #[arg(long, default_value = "p2c", value_parser = policy)]
+    pub policy: Policy,
+    /// Requests a backend serves at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub workers: u32,
+    /// Mean service time (exponentially distributed).
+    #[arg(long, default_value = "20ms", value_parser = positive_duration)]
+    pub service: Duration,
+    /// Requests a backend holds waiting; beyond that it answers 503 at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub queue: u32,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 fn number(s: &str) -> Result<f64, String> {
     let x: f64 = s
         .trim()
@@ -121,6 +169,17 @@ fn at_least_one(s: &str) -> Result<f64, String> {
     }
 }
 
+fn load_share(s: &str) -> Result<f64, String> {
+    let x = number(s)?;
+    if x > 0.0 && x <= 10.0 {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is out of range: give a share of capacity above 0, at most 10 (0.85 = 85%)"
+        ))
+    }
+}
+
 fn positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
@@ -147,6 +206,7 @@ mod tests {
         assert!(positive("abc").unwrap_err().contains("not a number"));
         assert!(positive("inf").unwrap_err().contains("finite"));
         assert!(at_least_one("0.5").is_err());
+        assert!(load_share("11").is_err());
         assert!(positive_duration("0").is_err());
         assert!(positive_duration("5").unwrap_err().contains("no unit"));
         assert!(policy("fastest").unwrap_err().contains("least_conn"));

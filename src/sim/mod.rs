@@ -29,13 +29,14 @@ mod args;
 pub mod balls;
 pub mod chart;
 pub mod events;
+pub mod herd;
 pub mod output;
 pub mod policies;
 pub mod pool;
 pub mod random;
 pub mod stats;
 
-pub use args::{BallsArgs, Common, PoliciesArgs, Scenario};
+pub use args::{BallsArgs, Common, HerdArgs, PoliciesArgs, Scenario};
 
 use std::path::PathBuf;
 
@@ -79,6 +80,7 @@ pub fn run(scenario: &Scenario) -> Result<String, SimError> {
     let (common, report) = match scenario {
         Scenario::Balls(a) => (&a.common, balls::run(a)?),
         Scenario::Policies(a) => (&a.common, policies::run(a)?),
+        Scenario::Herd(a) => (&a.common, herd::run(a)?),
     };
     if let Some(path) = &common.svg {
         report.chart.write(path)?;
