@@ -119,7 +119,7 @@ pub struct HerdArgs {
     #[arg(long, default_value = "2s", value_parser = positive_duration)]
     pub open_for: Duration,
     /// Balancing policy (a real selector). p2c by default: with
-    /// round_robin, breakers flap long after the outage (see the module doc).
+    /// round_robin, breakers flap long after the outage (docs/simulator.md).
     #[arg(long, default_value = "p2c", value_parser = policy)]
     pub policy: Policy,
     /// Requests a backend serves at once.
