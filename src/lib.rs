@@ -14,6 +14,7 @@
 //! - [`server`]: builds the Pingora server from a config.
 //! - [`upgrade`]: `switchyard upgrade`, the graceful replacement of a running instance.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
+//! - [`sim`]: `switchyard sim`, offline simulations of the selectors and breakers.
 
 pub mod access_log;
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod l4;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod sim;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;

@@ -50,6 +50,11 @@ enum Command {
         #[arg(long, default_value = "demo")]
         name: String,
     },
+    /// Offline simulations: balls into bins, balancing policies, retry herds.
+    Sim {
+        #[command(subcommand)]
+        scenario: switchyard::sim::Scenario,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +78,20 @@ fn main() -> ExitCode {
             upgrade,
         } => run(&conf, StartOptions { daemon, upgrade }),
         Command::DemoBackend { listen, name } => demo_backend(&listen, &name),
+        Command::Sim { scenario } => sim(&scenario),
+    }
+}
+
+fn sim(scenario: &switchyard::sim::Scenario) -> ExitCode {
+    match switchyard::sim::run(scenario) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

@@ -217,7 +217,7 @@ impl Upstream {
 }
 
 /// Pingora backends in config order, each carrying its index.
-fn members(specs: &[BackendSpec]) -> Vec<Backend> {
+pub(crate) fn members(specs: &[BackendSpec]) -> Vec<Backend> {
     specs
         .iter()
         .enumerate()
@@ -234,7 +234,7 @@ fn members(specs: &[BackendSpec]) -> Vec<Backend> {
 }
 
 /// A `LoadBalancer<S>` over a static backend set, selector already built.
-fn load_balancer<S>(set: BTreeSet<Backend>, ctx: SelectionContext) -> LoadBalancer<S>
+pub(crate) fn load_balancer<S>(set: BTreeSet<Backend>, ctx: SelectionContext) -> LoadBalancer<S>
 where
     S: BackendSelection<Config = SelectionContext> + 'static,
     S::Iter: BackendIter,

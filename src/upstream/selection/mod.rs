@@ -42,6 +42,7 @@ pub use consistent_hash::ConsistentHash;
 pub use least_conn::LeastConn;
 pub use p2c::P2c;
 pub use random::Random;
+pub use rng::seed_thread;
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
 

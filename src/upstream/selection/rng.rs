@@ -5,11 +5,22 @@
 //! thread from `rand`'s OS-seeded generator. Not cryptographic, and it need
 //! not be: it only spreads load. A range is mapped with Lemire's
 //! multiply-shift, which has no modulo bias worth measuring at our sizes.
+//!
+//! The proxy never seeds it by hand. [`seed_thread`] exists for the offline
+//! simulator (`switchyard sim`), which drives the real selectors on one
+//! thread and needs the same picks for the same `--seed`.
 
 use std::cell::Cell;
 
 thread_local! {
     static STATE: Cell<u64> = Cell::new(rand::random());
+}
+
+/// Restarts this thread's generator from `seed`, so the random and p2c
+/// picks made on this thread from now on are reproducible. For the
+/// simulator only; the proxy's threads keep their OS-seeded state.
+pub fn seed_thread(seed: u64) {
+    STATE.with(|s| s.set(seed));
 }
 
 fn next_u64() -> u64 {
@@ -43,5 +54,14 @@ mod tests {
         );
         assert_eq!(below(0), 0);
         assert_eq!(below(1), 0);
+    }
+
+    #[test]
+    fn a_seeded_thread_repeats_its_draws() {
+        seed_thread(42);
+        let first: Vec<usize> = (0..20).map(|_| below(1000)).collect();
+        seed_thread(42);
+        let again: Vec<usize> = (0..20).map(|_| below(1000)).collect();
+        assert_eq!(first, again);
     }
 }
