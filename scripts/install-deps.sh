@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test
 # switchyard: cmake and a C compiler (Pingora builds zlib-ng, zstd and ring
-# from C), curl for the demo and tests, openssl to make test certificates.
-# Does nothing when they are already there.
+# from C), curl for the demo and tests, openssl to make test certificates,
+# redis-server for the shared rate limit store's tests and bench (each test
+# starts its own on a loopback port). Does nothing when they are already there.
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,7 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
