@@ -5,6 +5,7 @@
 //! owns the route's buckets and decides each request; the proxy calls
 //! [`RateLimiter::check_request`] in `request_filter` and answers 429 with
 //! `Retry-After: `[`Decision::retry_after_secs`] when it is denied.
+//! [`redis_store`] is the shared one (`store: redis://...`).
 //!
 //! Keys (`key:` in the config):
 //! - `client_ip`: the socket peer's address (IPv4-mapped IPv6 counts as the
@@ -36,6 +37,7 @@
 //! seen there (threads racing to the lock) counts as the newest one seen.
 
 pub mod bucket;
+pub mod redis_store;
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -48,6 +50,7 @@ use http::HeaderMap;
 
 use crate::config::{RateKey, RateLimit};
 pub use bucket::{Bucket, Decision, Limit};
+pub use redis_store::RedisLimiter;
 
 /// Independently locked parts of a store.
 pub const SHARDS: usize = 64;
