@@ -36,25 +36,4 @@ pub fn warn(c: &Config, p: &mut Problems) {
             format!("idle_timeout {not_yet}"),
         );
     }
-    for l in &c.listeners {
-        let lp = root.key("listeners").key(&l.name);
-        match &l.kind {
-            ListenerKind::Tcp { .. } => {}
-            ListenerKind::Http { routes } => {
-                for (i, r) in routes.iter().enumerate() {
-                    let rp = lp.key("routes").index(i);
-                    if let Some(RateLimit {
-                        store: RateStore::Redis(_),
-                        ..
-                    }) = &r.rate_limit
-                    {
-                        p.warning(
-                            &rp.key("rate_limit").key("store"),
-                            format!("a redis store {not_yet}; each instance counts in memory (store: local)"),
-                        );
-                    }
-                }
-            }
-        }
-    }
 }
