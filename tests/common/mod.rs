@@ -3,6 +3,8 @@
 //! answered, and a small raw HTTP/1.1 client (so tests control every byte).
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
