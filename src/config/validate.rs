@@ -469,9 +469,10 @@ fn rate_limit(rl: RawRateLimit, path: &YamlPath, p: &mut Problems) -> Option<Rat
         Some(s) if s.starts_with("redis://") => {
             // Parsed as the client will, so `check` catches what `run` would
             // fail on. The URL may hold a password: never echo it.
-            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(s) {
-                p.error(&path.key("store"), format!("invalid redis URL: {e}"))
-                    .hint("write redis://HOST:PORT[/DB], e.g. redis://10.0.0.5:6379/0");
+            if redis::IntoConnectionInfo::into_connection_info(s).is_err() {
+                p.error(&path.key("store"), "invalid redis URL").hint(
+                    "write redis://HOST:PORT[/DB] (optionally redis://:PASSWORD@HOST:PORT/DB), e.g. redis://10.0.0.5:6379/0",
+                );
             }
             RateStore::Redis(s.to_string())
         }
