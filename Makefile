@@ -21,7 +21,7 @@ run: build
 
 ## Everything CI checks: format, lints, config examples, unit + integration tests.
 test:
-	@./scripts/install-deps.sh openssl chromium
+	@./scripts/install-deps.sh openssl chromium redis-server
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build

@@ -85,6 +85,7 @@ pub async fn serve(listener: TcpListener, state: Arc<DemoState>) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             if let Err(e) = connection(stream, &state).await {

@@ -4,9 +4,14 @@
 mod common;
 use common::*;
 
-/// A loopback address where nothing listens (bound, then released).
+/// Loopback addresses where nothing listens: privileged ports no test binds
+/// (an ephemeral port, once released, could be taken by another test's listener).
+fn dead_addrs() -> (String, String, String) {
+    ("127.0.0.1:1".into(), "127.0.0.1:2".into(), "127.0.0.1:3".into())
+}
+
 fn dead_addr() -> String {
-    format!("127.0.0.1:{}", free_port())
+    dead_addrs().0
 }
 
 fn proxy_for(upstreams: &str, routes: &str) -> Proxy {
@@ -31,7 +36,7 @@ fn no_route_is_404_with_a_short_text_body() {
 
 #[test]
 fn connect_failure_on_every_backend_is_502_after_retries() {
-    let (a, b, c) = (dead_addr(), dead_addr(), dead_addr());
+    let (a, b, c) = dead_addrs();
     let proxy = proxy_for(
         &format!("  dead: {{ retries: 1, backends: [{{ addr: \"{a}\" }}, {{ addr: \"{b}\" }}, {{ addr: \"{c}\" }}] }}"),
         "      - { upstream: dead }",

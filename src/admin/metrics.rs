@@ -20,6 +20,7 @@ pub struct Metrics {
     pub backend_up: IntGaugeVec,
     pub circuit_state: IntGaugeVec,
     pub rate_limited: IntCounterVec,
+    pub rate_limit_store_errors: IntCounterVec,
     pub upstream_retries: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_bytes: IntCounterVec,
@@ -89,6 +90,11 @@ impl Metrics {
             rate_limited: counter(
                 "switchyard_rate_limited_total",
                 "Requests answered 429 by a rate limit",
+                &["listener", "route"],
+            ),
+            rate_limit_store_errors: counter(
+                "switchyard_rate_limit_store_errors_total",
+                "Requests a shared (redis) rate limit store could not decide; on_store_error decided them",
                 &["listener", "route"],
             ),
             upstream_retries: counter(

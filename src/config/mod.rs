@@ -16,7 +16,6 @@ mod path;
 mod problem;
 pub mod raw;
 mod tls;
-mod unserved;
 mod validate;
 
 pub use duration::parse_duration;
@@ -73,9 +72,6 @@ pub fn check_str(text: &str) -> (Option<Config>, Vec<Problem>) {
     };
     let raw = parse_raw(text, &mut problems);
     let config = raw.and_then(|raw| validate::validate(raw, &mut problems));
-    if let Some(c) = &config {
-        unserved::warn(c, &mut problems);
-    }
     let mut list = problems.list;
     for p in &mut list {
         if p.line.is_none() {

@@ -116,18 +116,16 @@ fn health_and_breaker_settings_are_validated() {
 }
 
 #[test]
-fn unserved_features_warn_instead_of_silently_doing_nothing() {
+fn every_setting_is_served_so_none_warns() {
     let text = MINIMAL.replace(
         "routes: [{ upstream: u }]",
-        "routes: [{ upstream: u, rate_limit: { rate: 5, store: \"redis://127.0.0.1:6379\" } }]",
+        "routes: [{ upstream: u, sticky: { cookie: SY }, rate_limit: { rate: 5, store: \"redis://127.0.0.1:6379\" } }]",
+    );
+    let text = format!(
+        "server: {{ access_log: /tmp/access.log, header_timeout: 5s, max_header_bytes: 8192, idle_timeout: 30s }}\n{text}"
     );
     let loaded = load_str(&text).unwrap();
-    assert!(loaded.warnings.iter().any(|w| w.path.to_string()
-        == "listeners.web.routes[0].rate_limit.store"
-        && w.message.contains("not enforced")));
-    // Served now: no warning.
-    let text = format!("server: {{ access_log: /tmp/access.log, header_timeout: 5s }}\n{MINIMAL}");
-    assert!(load_str(&text).unwrap().warnings.is_empty());
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
 #[test]
@@ -145,4 +143,38 @@ fn consistent_hash_ring_size_is_bounded() {
     let es = errors(&text);
     assert_eq!(es[0].path.to_string(), "upstreams.u.backends");
     assert!(es[0].message.contains("ring points"), "{es:?}");
+}
+
+#[test]
+fn redis_stores_load_without_warnings_and_bad_urls_are_errors() {
+    let with_store = |store: &str| {
+        MINIMAL.replace(
+            "routes: [{ upstream: u }]",
+            &format!("routes: [{{ upstream: u, rate_limit: {{ rate: 5, store: \"{store}\", on_store_error: deny }} }}]"),
+        )
+    };
+    let loaded = load_str(&with_store("redis://127.0.0.1:6379/2")).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let ListenerKind::Http { routes } = &loaded.config.listeners[0].kind else {
+        panic!()
+    };
+    let rl = routes[0].rate_limit.as_ref().unwrap();
+    assert_eq!(
+        rl.store,
+        RateStore::Redis("redis://127.0.0.1:6379/2".into())
+    );
+    assert_eq!(rl.on_store_error, StoreErrorPolicy::Deny);
+
+    let es = errors(&with_store("redis://:s3cret@127.0.0.1:notaport"));
+    assert_eq!(
+        es[0].path.to_string(),
+        "listeners.web.routes[0].rate_limit.store"
+    );
+    assert!(es[0].message.contains("invalid redis URL"), "{es:?}");
+    assert!(
+        !es[0].message.contains("s3cret"),
+        "never echo a password: {es:?}"
+    );
+    let es = errors(&with_store("rediss://127.0.0.1:6379"));
+    assert!(es[0].message.contains("unknown store"), "{es:?}");
 }

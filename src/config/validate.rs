@@ -454,12 +454,21 @@ fn rate_limit(rl: RawRateLimit, path: &YamlPath, p: &mut Problems) -> Option<Rat
     };
     let store = match rl.store.as_deref() {
         None | Some("local") => RateStore::Local,
-        Some(s) if s.starts_with("redis://") && s.len() > "redis://".len() => {
+        Some(s) if s.starts_with("redis://") => {
+            // Parsed as the client will, so `check` catches what `run` would
+            // fail on. The URL may hold a password: never echo it.
+            if redis::IntoConnectionInfo::into_connection_info(s).is_err() {
+                p.error(&path.key("store"), "invalid redis URL").hint(
+                    "write redis://HOST:PORT[/DB] (optionally redis://:PASSWORD@HOST:PORT/DB), e.g. redis://10.0.0.5:6379/0",
+                );
+            }
             RateStore::Redis(s.to_string())
         }
         Some(s) => {
-            p.error(&path.key("store"), format!("unknown store \"{s}\""))
-                .hint("valid stores: local, redis://HOST:PORT[/DB]");
+            // Only the scheme of a URL: the rest may hold a password.
+            let shown = s.split_once("://").map_or(s, |(scheme, _)| scheme);
+            p.error(&path.key("store"), format!("unknown store \"{shown}\""))
+                .hint("valid stores: local, redis://HOST:PORT[/DB] (no TLS: rediss:// is not supported)");
             RateStore::Local
         }
     };

@@ -2,8 +2,9 @@
 //! capacity `burst` (see [`bucket`] for the exact arithmetic).
 //!
 //! [`RateLimiter`] is the in-memory (`store: local`) store of one route. It
-//! owns the route's buckets and decides each request; the proxy calls
-//! [`RateLimiter::check_request`] in `request_filter` and answers 429 with
+//! owns the route's buckets and decides each request; [`redis_store`] is the
+//! shared one (`store: redis://...`). The proxy holds either as a [`Store`],
+//! calls [`Store::check_request`] in `request_filter` and answers 429 with
 //! `Retry-After: `[`Decision::retry_after_secs`] when it is denied.
 //!
 //! Keys (`key:` in the config):
@@ -36,6 +37,8 @@
 //! seen there (threads racing to the lock) counts as the newest one seen.
 
 pub mod bucket;
+pub mod redis_store;
+mod store;
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -48,6 +51,8 @@ use http::HeaderMap;
 
 use crate::config::{RateKey, RateLimit};
 pub use bucket::{Bucket, Decision, Limit};
+pub use redis_store::RedisLimiter;
+pub use store::Store;
 
 /// Independently locked parts of a store.
 pub const SHARDS: usize = 64;

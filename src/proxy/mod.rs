@@ -26,6 +26,7 @@ mod ctx;
 pub mod drain;
 mod framing;
 mod headers;
+mod limit;
 mod peer;
 mod respond;
 mod route;
@@ -35,7 +36,6 @@ pub use route::RouteRuntime;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use http::uri::{PathAndQuery, Uri};
@@ -86,24 +86,8 @@ impl ProxyHttp for HttpProxy {
             return Ok(true);
         };
         ctx.route = Some(Arc::clone(route));
-        if let Some(limiter) = &route.rate_limit {
-            let decision = limiter.check_request(
-                client_ip(session),
-                &session.req_header().headers,
-                Instant::now(),
-            );
-            if !decision.allowed {
-                route.rate_limited.inc();
-                ctx.own_status = Some(429);
-                let headers = [
-                    ("Retry-After", decision.retry_after_secs().to_string()),
-                    ("RateLimit-Limit", decision.limit.to_string()),
-                    ("RateLimit-Remaining", decision.remaining.to_string()),
-                ];
-                respond::answer(session, 429, &headers).await;
-                return Ok(true);
-            }
-            ctx.rate = Some(decision);
+        if limit::over_limit(session, route, ctx).await {
+            return Ok(true);
         }
         Ok(false)
     }

@@ -8,7 +8,7 @@ use prometheus::{Histogram, IntCounter};
 
 use crate::admin::Metrics;
 use crate::config::{Route, Sticky};
-use crate::filters::rate_limit::RateLimiter;
+use crate::filters::rate_limit::Store;
 use crate::upstream::Upstream;
 
 pub struct RouteRuntime {
@@ -16,7 +16,7 @@ pub struct RouteRuntime {
     pub path_prefix: String,
     pub strip_prefix: bool,
     pub upstream: Arc<Upstream>,
-    pub rate_limit: Option<RateLimiter>,
+    pub rate_limit: Option<Store>,
     pub sticky: Option<Sticky>,
     pub duration: Histogram,
     pub rate_limited: IntCounter,
@@ -36,10 +36,15 @@ impl RouteRuntime {
             path_prefix: route.path_prefix.clone(),
             strip_prefix: route.strip_prefix,
             upstream,
-            rate_limit: route
-                .rate_limit
-                .as_ref()
-                .map(|rl| RateLimiter::new(rl, Instant::now())),
+            rate_limit: route.rate_limit.as_ref().map(|rl| {
+                Store::new(
+                    rl,
+                    listener,
+                    &route.name,
+                    &metrics.rate_limit_store_errors,
+                    Instant::now(),
+                )
+            }),
             sticky: route.sticky.clone(),
             duration,
             rate_limited,

@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod daemon;
+pub mod redis_server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
