@@ -7,7 +7,11 @@ use common::*;
 /// Loopback addresses where nothing listens: privileged ports no test binds
 /// (an ephemeral port, once released, could be taken by another test's listener).
 fn dead_addrs() -> (String, String, String) {
-    ("127.0.0.1:1".into(), "127.0.0.1:2".into(), "127.0.0.1:3".into())
+    (
+        "127.0.0.1:1".into(),
+        "127.0.0.1:2".into(),
+        "127.0.0.1:3".into(),
+    )
 }
 
 fn dead_addr() -> String {

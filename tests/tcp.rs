@@ -203,3 +203,54 @@ fn with_every_backend_down_the_connection_is_closed_promptly() {
         started.elapsed()
     );
 }
+
+#[test]
+fn established_connections_finish_during_a_graceful_stop() {
+    let a = Echo::start("drain");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("c.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "server: {{ grace_period: 3s, shutdown_timeout: 1s, pid_file: {d}/p.pid, upgrade_sock: {d}/u.sock }}\nlisteners:\n  db: {{ protocol: tcp, listen: \"127.0.0.1:{port}\", upstream: t }}\nupstreams:\n  t: {{ backends: [{{ addr: \"{}\" }}] }}\n",
+            a.addr,
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&conf)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        if let Ok(s) = TcpStream::connect(addr) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"before ").unwrap();
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).unwrap();
+    // SIGTERM: the listener stops accepting, the open connection keeps working.
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::thread::sleep(Duration::from_millis(500));
+    s.write_all(b"after").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(String::from_utf8_lossy(&rest), "after\ndrain\n");
+}
