@@ -1,0 +1,225 @@
+//! Raw → model. Every check records a [`Problem`] and carries on, so an
+//! operator sees everything that is wrong in one run. Defaults live here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod listener;
+mod upstream;
+
+use super::duration::{parse_duration, DURATION_HINT};
+use super::model::*;
+use super::path::YamlPath;
+use super::problem::Problems;
+use super::raw::*;
+use listener::listener;
+use upstream::upstream;
+
+/// Largest accepted backend weight (HAProxy allows 256; we allow more, but a
+/// Ketama ring holds 160 points per weight unit, so it must stay bounded).
+pub const MAX_WEIGHT: u64 = 1000;
+
+/// A tcp listener closes connections idle (no byte either way) this long.
+pub const DEFAULT_TCP_IDLE: Duration = Duration::from_secs(3600);
+
+/// Largest sum of weights for `consistent_hash`: 160 ring points per unit,
+/// 8 bytes each, so 10,000 units is a 12.8 MB ring built at start.
+pub const MAX_RING_WEIGHT: u64 = 10_000;
+
+pub fn validate(raw: RawConfig, p: &mut Problems) -> Option<Config> {
+    let root = YamlPath::root();
+    let server = server(raw.server.unwrap_or_default(), &root.key("server"), p);
+    let admin = raw.admin.and_then(|a| admin(a, &root.key("admin"), p));
+
+    let upstreams_raw = raw.upstreams.unwrap_or_default();
+    let mut upstreams = BTreeMap::new();
+    for (name, u) in upstreams_raw {
+        let path = root.key("upstreams").key(&name);
+        if let Some(spec) = upstream(&name, u, &path, p) {
+            upstreams.insert(name, Arc::new(spec));
+        }
+    }
+
+    let listeners_raw = raw.listeners.unwrap_or_default();
+    if listeners_raw.is_empty() {
+        p.error(&root.key("listeners"), "no listeners are defined")
+            .hint(
+            "add at least one, e.g. listeners: { web: { listen: 0.0.0.0:8080, routes: [...] } }",
+        );
+    }
+    let mut listeners = Vec::new();
+    for (name, l) in listeners_raw {
+        let path = root.key("listeners").key(&name);
+        if let Some(l) = listener(&name, l, &path, &upstreams, p) {
+            listeners.push(l);
+        }
+    }
+
+    cross_checks(&listeners, admin.as_ref(), &upstreams, p);
+
+    if p.has_errors() {
+        return None;
+    }
+    Some(Config {
+        server,
+        admin,
+        listeners,
+        upstreams,
+    })
+}
+
+fn duration(
+    value: Option<&String>,
+    default: Duration,
+    path: &YamlPath,
+    p: &mut Problems,
+) -> Duration {
+    match value {
+        None => default,
+        Some(s) => parse_duration(s).unwrap_or_else(|e| {
+            p.error(path, format!("bad duration: {e}"))
+                .hint(DURATION_HINT);
+            default
+        }),
+    }
+}
+
+fn nonzero_duration(
+    value: Option<&String>,
+    default: Duration,
+    path: &YamlPath,
+    p: &mut Problems,
+) -> Duration {
+    let d = duration(value, default, path, p);
+    if d.is_zero() {
+        p.error(path, "must be greater than zero");
+    }
+    d
+}
+
+fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
+    let threads = match s.threads {
+        None => None,
+        Some(0) => {
+            p.error(&path.key("threads"), "must be at least 1")
+                .hint("leave it out to use one thread per CPU");
+            None
+        }
+        Some(n) if n > 1024 => {
+            p.error(
+                &path.key("threads"),
+                format!("{n} threads is more than 1024"),
+            );
+            None
+        }
+        Some(n) => NonZeroUsize::new(n as usize),
+    };
+    let max_header_bytes = match s.max_header_bytes {
+        None => 65536,
+        Some(n) if n < 1024 => {
+            p.error(&path.key("max_header_bytes"), "must be at least 1024");
+            65536
+        }
+        Some(n) => n as usize,
+    };
+    ServerSettings {
+        threads,
+        pid_file: PathBuf::from(s.pid_file.unwrap_or_else(|| "/tmp/switchyard.pid".into())),
+        upgrade_sock: PathBuf::from(
+            s.upgrade_sock
+                .unwrap_or_else(|| "/tmp/switchyard_upgrade.sock".into()),
+        ),
+        grace_period: duration(
+            s.grace_period.as_ref(),
+            Duration::from_secs(5),
+            &path.key("grace_period"),
+            p,
+        ),
+        shutdown_timeout: duration(
+            s.shutdown_timeout.as_ref(),
+            Duration::from_secs(5),
+            &path.key("shutdown_timeout"),
+            p,
+        ),
+        error_log: s.error_log.map(PathBuf::from),
+        access_log: s.access_log.map(PathBuf::from),
+        header_timeout: nonzero_duration(
+            s.header_timeout.as_ref(),
+            Duration::from_secs(10),
+            &path.key("header_timeout"),
+            p,
+        ),
+        max_header_bytes,
+        idle_timeout: nonzero_duration(
+            s.idle_timeout.as_ref(),
+            Duration::from_secs(60),
+            &path.key("idle_timeout"),
+            p,
+        ),
+    }
+}
+
+fn admin(a: RawAdmin, path: &YamlPath, p: &mut Problems) -> Option<AdminSettings> {
+    let Some(listen) = a.listen else {
+        p.error(path, "admin needs a `listen` address")
+            .hint("e.g. listen: 127.0.0.1:9901");
+        return None;
+    };
+    listen_addr(&listen, &path.key("listen"), p).map(|listen| AdminSettings { listen })
+}
+
+/// Listen addresses must be literal `ip:port` (IPv6 in brackets); binding to
+/// a name would make the socket depend on DNS at start.
+fn listen_addr(s: &str, path: &YamlPath, p: &mut Problems) -> Option<SocketAddr> {
+    match s.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.error(path, format!("\"{s}\" is not an ip:port address"))
+                .hint("write e.g. 0.0.0.0:8080, 127.0.0.1:9901 or [::1]:8080");
+            None
+        }
+    }
+}
+
+/// RFC 9110 token characters: what header and cookie names are made of.
+fn valid_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks that span sections: address clashes, unused upstreams.
+fn cross_checks(
+    listeners: &[Listener],
+    admin: Option<&AdminSettings>,
+    upstreams: &BTreeMap<String, Arc<UpstreamSpec>>,
+    p: &mut Problems,
+) {
+    let mut bound: HashMap<SocketAddr, String> = HashMap::new();
+    if let Some(a) = admin {
+        bound.insert(a.listen, "admin".into());
+    }
+    for l in listeners {
+        let path = YamlPath::root().key("listeners").key(&l.name).key("listen");
+        if let Some(other) = bound.insert(l.listen, l.name.clone()) {
+            p.error(&path, format!("{} is also used by {other}", l.listen))
+                .hint("every listener (and admin) needs its own address");
+        }
+    }
+    for name in upstreams.keys() {
+        let used = listeners.iter().any(|l| match &l.kind {
+            ListenerKind::Http { routes } => routes.iter().any(|r| &r.upstream == name),
+            ListenerKind::Tcp { upstream, .. } => upstream == name,
+        });
+        if !used {
+            p.warning(
+                &YamlPath::root().key("upstreams").key(name),
+                "no route or listener uses this upstream",
+            );
+        }
+    }
+}
