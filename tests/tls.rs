@@ -1,5 +1,6 @@
 //! TLS termination on an http listener (rustls), with a self-signed
-//! certificate made by the openssl command line and a curl client.
+//! certificate made by the openssl command line (tests/common/certs.rs) and
+//! a curl client.
 
 mod common;
 use common::*;
@@ -9,31 +10,8 @@ use std::process::Command;
 #[test]
 fn tls_listener_terminates_and_forwards_as_https() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed by scripts/install-deps.sh");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let pem = certs::self_signed(dir.path(), "localhost", "localhost", &["localhost"]);
+    let (cert, key) = (pem.cert, pem.key);
 
     let b = backends("tls", 1);
     let proxy = Proxy::start(&format!(
