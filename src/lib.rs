@@ -8,6 +8,8 @@
 //! - [`upstream`]: backend groups, balancing policies, live load.
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
 //! - [`filters`]: rate limits and sticky cookies, per route.
+//! - [`accept`]: accepting client connections for the HTTP listeners.
+//! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
 //! - [`l4`]: TCP listeners.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`access_log`]: one JSON line per request, written off the request path.
@@ -16,6 +18,7 @@
 //! - [`demo`]: the demo backend used by `make run` and the tests.
 //! - [`sim`]: `switchyard sim`, offline simulations of the selectors and breakers.
 
+pub mod accept;
 pub mod access_log;
 pub mod admin;
 pub mod config;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
+use crate::accept::Listener;
 use crate::access_log::AccessLog;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
@@ -136,7 +138,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                     Arc::clone(&metrics),
                 );
                 let mut service = Service::new(format!("tcp listener {}", listener.name), app);
-                service.add_tcp(&listener.listen.to_string());
+                service.add_listener(tcp_endpoint(&listener.listen.to_string()));
                 server.add_service(service);
                 continue;
             }
@@ -175,9 +177,8 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             proxy.server_options = Some(options);
         }
         let guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
-        let mut service = Service::new(format!("listener {}", listener.name), guarded);
         let addr = listener.listen.to_string();
-        match &listener.tls {
+        let tls = match &listener.tls {
             Some(tls) => {
                 // The files were checked by the config loader; this can only
                 // fail if they changed since. Fail before taking any socket.
@@ -187,11 +188,12 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                         listener.name
                     )
                 })?;
-                service.add_tls_with_settings(&addr, None, settings);
+                Some(settings)
             }
-            None => service.add_tcp(&addr),
-        }
-        server.add_service(service);
+            None => None,
+        };
+        let name = format!("listener {}", listener.name);
+        server.add_service(Listener::new(name, addr, tls, guarded));
     }
 
     if let Some(admin) = &config.admin {
@@ -237,4 +239,12 @@ fn uses_sticky(config: &Config) -> bool {
         ListenerKind::Http { routes } => routes.iter().any(|r| r.sticky.is_some()),
         ListenerKind::Tcp { .. } => false,
     })
+}
+
+/// A `protocol: tcp` listening endpoint without Pingora's 64 KiB read
+/// buffer per connection: the L4 copy reads in its own chunks (or splices),
+/// so that buffer only cost 64 KiB for every open connection. (HTTP
+/// listeners accept through [`crate::accept`].)
+fn tcp_endpoint(addr: &str) -> ListenerConfig {
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE))
 }

@@ -108,20 +108,11 @@ where
                 Head::Complete => {}
                 Head::Closed => return None,
                 Head::Reject(code) => {
-                    reject(&mut stream, code).await;
+                    Box::pin(reject(&mut stream, code)).await;
                     return None;
                 }
             }
-            let mut session = ServerSession::new_http1(Box::new(stream));
-            if *shutdown.borrow() {
-                session.set_keepalive(None);
-            } else {
-                session.set_keepalive(Some(self.limits.idle_timeout.as_secs().max(1)));
-            }
-            if let Some(s) = settings.take() {
-                pingora::apps::HttpPersistentSettings::apply_to_session(s, &mut session);
-            }
-            let reused = self.app.process_new_http(session, shutdown).await?;
+            let reused = self.request(stream, settings.take(), shutdown).await?;
             let (next, next_settings) = reused.consume();
             settings = next_settings;
             // We always hand Pingora a `Prefixed`; take it back to keep any
@@ -138,6 +129,34 @@ where
 
     async fn cleanup(&self) {
         self.app.http_cleanup().await;
+    }
+}
+
+impl<A> HeadGuard<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    /// Hands one request, its head buffered in `stream`, to Pingora.
+    ///
+    /// Not `async`: the session built here is moved into Pingora's boxed
+    /// future, and a local in the connection loop's future would keep room
+    /// for it (680 bytes) in every connection, idle ones included.
+    fn request<'a>(
+        self: &'a Arc<Self>,
+        stream: Prefixed,
+        settings: Option<pingora::apps::HttpPersistentSettings>,
+        shutdown: &'a ShutdownWatch,
+    ) -> futures::future::BoxFuture<'a, Option<pingora::apps::ReusedHttpStream>> {
+        let mut session = ServerSession::new_http1(Box::new(stream));
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        } else {
+            session.set_keepalive(Some(self.limits.idle_timeout.as_secs().max(1)));
+        }
+        if let Some(s) = settings {
+            pingora::apps::HttpPersistentSettings::apply_to_session(s, &mut session);
+        }
+        self.app.process_new_http(session, shutdown)
     }
 }
 
@@ -210,7 +229,9 @@ async fn reject(stream: &mut Prefixed, code: u16) {
         let _ = inner.flush().await;
         let _ = inner.shutdown().await;
         // Drain briefly so the close is not a reset that eats our answer.
-        let mut sink = [0u8; 4096];
+        // (On the heap: an array here would be part of every connection's
+        // future, idle or not.)
+        let mut sink = vec![0u8; 4096];
         while let Ok(n) = inner.read(&mut sink).await {
             if n == 0 {
                 break;
@@ -218,4 +239,41 @@ async fn reject(stream: &mut Prefixed, code: u16) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    #[async_trait]
+    impl HttpServerApp for Nothing {
+        async fn process_new_http(
+            self: &Arc<Self>,
+            _: ServerSession,
+            _: &ShutdownWatch,
+        ) -> Option<pingora::apps::ReusedHttpStream> {
+            None
+        }
+    }
+
+    /// The connection loop's future lives as long as the connection, idle
+    /// or not, so its size is part of what each keep-alive connection
+    /// costs. A local held across an await (a session, a buffer, an array)
+    /// grows it for every connection; this catches that.
+    #[test]
+    fn the_connection_loop_future_stays_small() {
+        let limits = HeadLimits {
+            header_timeout: Duration::from_secs(1),
+            max_header_bytes: 1024,
+            idle_timeout: Duration::from_secs(1),
+        };
+        let guard = Arc::new(HeadGuard::new(Nothing, limits));
+        let (_client, server) = tokio::io::duplex(8);
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let future = guard.process_new(Box::new(server), &shutdown);
+        let size = std::mem::size_of_val(&*future);
+        assert!(size <= 512, "HeadGuard::process_new future is {size} bytes");
+    }
 }

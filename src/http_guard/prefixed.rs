@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,15 +13,29 @@ use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// The most one read takes from the socket.
 const READ_CHUNK: usize = 8 * 1024;
+/// Writes smaller than this are gathered until a flush (one TCP segment).
+const WRITE_CHUNK: usize = 1460;
+
+thread_local! {
+    /// Where [`Prefixed::fill_at_least_one`] reads, shared by every
+    /// connection on the thread: only one poll runs on a thread at a time.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
 
 #[derive(Debug)]
 pub struct Prefixed {
     inner: Stream,
+    /// Read ahead, not yet passed on: `buf[pos..]`.
     buf: Vec<u8>,
     pos: usize,
+    /// Written, not yet sent: `wbuf[wpos..]`.
+    wbuf: Vec<u8>,
+    wpos: usize,
 }
 
 impl Prefixed {
@@ -30,6 +44,8 @@ impl Prefixed {
             inner,
             buf: Vec::new(),
             pos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
         }
     }
 
@@ -63,16 +79,32 @@ impl Prefixed {
     /// Reads more from the socket into the buffer. `Ok(false)` on EOF.
     /// Cancel-safe: dropped before completion (a timeout), it leaves the
     /// buffer as it was.
+    ///
+    /// While it waits nothing is allocated for the read: the socket is read
+    /// into a per-thread scratch buffer only once it is readable, and just
+    /// the bytes that arrived are kept. An idle keep-alive connection thus
+    /// holds no read buffer at all (reserving one before waiting cost 8 KiB
+    /// per idle connection).
     pub async fn fill_at_least_one(&mut self) -> std::io::Result<bool> {
         if self.pos > 0 && self.pos == self.buf.len() {
             // Everything was consumed: release the memory.
             self.buf = Vec::new();
             self.pos = 0;
         }
-        self.buf.reserve(READ_CHUNK);
-        // `read_buf` fills spare capacity and only then extends the length.
-        let n = self.inner.read_buf(&mut self.buf).await?;
-        Ok(n > 0)
+        std::future::poll_fn(|cx| {
+            SCRATCH.with_borrow_mut(|scratch| {
+                let mut out = ReadBuf::new(&mut scratch[..]);
+                match Pin::new(&mut self.inner).poll_read(cx, &mut out) {
+                    Poll::Ready(Ok(())) => {
+                        self.buf.extend_from_slice(out.filled());
+                        Poll::Ready(Ok(!out.filled().is_empty()))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+        })
+        .await
     }
 
     pub fn inner_mut(&mut self) -> &mut Stream {
@@ -101,39 +133,66 @@ impl AsyncRead for Prefixed {
     }
 }
 
+impl Prefixed {
+    /// Writes out everything gathered by `poll_write`.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while self.wpos < self.wbuf.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[self.wpos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.wpos += n;
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes are gathered as by a `BufWriter` of [`WRITE_CHUNK`] bytes (what
+/// Pingora's own stream did), so a small response head and body leave in
+/// one segment, but the buffer is only allocated while there is something
+/// to send and is released at each flush: idle connections hold none.
 impl AsyncWrite for Prefixed {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        if this.wbuf.len() + buf.len() > WRITE_CHUNK {
+            ready!(this.poll_write_out(cx))?;
+        }
+        if buf.len() >= WRITE_CHUNK {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        if this.wbuf.capacity() == 0 {
+            this.wbuf.reserve_exact(WRITE_CHUNK);
+        }
+        this.wbuf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        ready!(this.poll_write_out(cx))?;
+        this.wbuf = Vec::new();
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        let this = &mut *self;
+        ready!(this.poll_write_out(cx))?;
+        this.wbuf = Vec::new();
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for Prefixed {
     async fn shutdown(&mut self) {
+        // Whatever is still gathered goes out first.
+        let _ = tokio::io::AsyncWriteExt::flush(self).await;
         Shutdown::shutdown(self.inner.as_mut()).await
     }
 }

@@ -1,0 +1,208 @@
+//! Accepting client connections for the HTTP listeners, in place of
+//! Pingora's listening `Service`.
+//!
+//! Pingora spawns each accepted connection as one task whose future also
+//! holds the state of a TLS handshake; a task's memory is the size of its
+//! largest state, so every connection, idle keep-alive ones included, kept
+//! about 8.8 KiB for a handshake long finished (measured with heaptrack),
+//! plus a 64 KiB read buffer nothing above it needed. Here the per
+//! connection task holds only the connection and the app's boxed future;
+//! the TLS handshake runs in its own box, freed once done. Everything else
+//! is as in Pingora: the listening socket comes from (and is registered in)
+//! the fd table handed over on `upgrade`, `SO_REUSEADDR`, a 65,535 backlog,
+//! `TCP_NODELAY` on accepted sockets, a 60 s limit on the TLS handshake, and
+//! on shutdown the listener stops accepting while connections carry on
+//! until the runtime stops after the grace period.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
+use pingora::server::{ListenFds, ShutdownWatch};
+use pingora::services::Service;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// How long a client may take over its TLS handshake (Pingora's limit).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pending connections the kernel may queue (Pingora's backlog).
+const BACKLOG: u32 = 65_535;
+
+/// One listening address served by a Pingora [`ServerApp`].
+pub struct Listener<A> {
+    name: String,
+    addr: String,
+    tls: Option<TlsSettings>,
+    app: Option<A>,
+}
+
+impl<A> Listener<A> {
+    /// `addr` is the key of this socket in the fd table passed on upgrade, so
+    /// it must be spelled the same way in the old and the new instance.
+    pub fn new(name: String, addr: String, tls: Option<TlsSettings>, app: A) -> Self {
+        Self {
+            name,
+            addr,
+            tls,
+            app: Some(app),
+        }
+    }
+}
+
+#[async_trait]
+impl<A> Service for Listener<A>
+where
+    A: ServerApp + Send + Sync + 'static,
+{
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        mut shutdown: ShutdownWatch,
+        _listeners_per_fd: usize,
+    ) {
+        let listener = match listen(&self.addr, fds).await {
+            Ok(l) => l,
+            Err(e) => {
+                // `run` checks every address before starting; this is a race
+                // with another process, and a proxy missing a listener is broken.
+                log::error!("{}: cannot listen on {}: {e}", self.name, self.addr);
+                std::process::exit(2);
+            }
+        };
+        let tls = self.tls.take().map(|t| Arc::new(t.build()));
+        let app = Arc::new(self.app.take().expect("start_service runs once"));
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                changed = shutdown.changed() => match changed {
+                    Ok(()) if !*shutdown.borrow() => continue,
+                    _ => break,
+                },
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    let conn = serve(
+                        connection(socket, peer),
+                        Arc::clone(&app),
+                        tls.clone(),
+                        shutdown.clone(),
+                    );
+                    tokio::spawn(conn);
+                }
+                Err(e) => {
+                    log::error!("{}: accept failed: {e}", self.name);
+                    if e.raw_os_error() == Some(libc::EMFILE) {
+                        // Out of file descriptors: accept would fail at once
+                        // again; wait for connections to close.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+        log::info!("{}: stopped accepting on {}", self.name, self.addr);
+        app.cleanup().await;
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        Some(vec![self.addr.clone()])
+    }
+}
+
+/// Takes the socket for `addr` from the upgrade fd table, or binds it and
+/// records it there for the next upgrade.
+async fn listen(addr: &str, fds: Option<ListenFds>) -> std::io::Result<TcpListener> {
+    let Some(fds) = fds else {
+        return bind(addr).await;
+    };
+    let inherited = fds.lock().get(addr).copied();
+    if let Some(fd) = inherited {
+        // SAFETY: the fd table holds listening sockets passed from the old
+        // instance; each address is taken by exactly one listener.
+        let std = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        std.set_nonblocking(true)?;
+        return TcpListener::from_std(std);
+    }
+    let listener = bind(addr).await?;
+    fds.lock().add(addr.to_string(), listener.as_raw_fd());
+    Ok(listener)
+}
+
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let addr: SocketAddr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Pingora's stream for an accepted socket. Unbuffered both ways: the
+/// HTTP layers above buffer for themselves (`http_guard::Prefixed` gathers
+/// response writes). Boxed at once, so the connection's task holds a pointer.
+fn connection(socket: TcpStream, peer: SocketAddr) -> Box<L4Stream> {
+    let _ = socket.set_nodelay(true);
+    let mut l4 = Box::new(L4Stream::from(socket));
+    let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(peer.into()));
+    l4.set_socket_digest(digest);
+    l4
+}
+
+/// One client connection, for as long as the app keeps it. The task's
+/// future holds pointers only: its size is what every idle connection costs.
+async fn serve<A>(
+    l4: Box<L4Stream>,
+    app: Arc<A>,
+    tls: Option<Arc<pingora::listeners::tls::Acceptor>>,
+    shutdown: ShutdownWatch,
+) where
+    A: ServerApp + Send + Sync + 'static,
+{
+    let stream: Stream = match tls {
+        None => l4,
+        Some(acceptor) => match tls_handshake(l4, acceptor).await {
+            Some(tls) => tls,
+            None => return,
+        },
+    };
+    let mut next = app.process_new(stream, &shutdown).await;
+    while let Some(stream) = next {
+        next = app.process_new(stream, &shutdown).await;
+    }
+}
+
+/// The TLS handshake in a box of its own, freed when it ends (its state,
+/// rustls's included, is several KiB).
+fn tls_handshake(
+    l4: Box<L4Stream>,
+    acceptor: Arc<pingora::listeners::tls::Acceptor>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Stream>> + Send>> {
+    Box::pin(async move {
+        let peer = l4.get_socket_digest().and_then(|d| d.peer_addr().cloned());
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.tls_handshake(*l4)).await {
+            Ok(Ok(tls)) => Some(Box::new(tls) as Stream),
+            Ok(Err(e)) => {
+                log::debug!("TLS handshake from {peer:?} failed: {e}");
+                None
+            }
+            Err(_) => {
+                log::debug!("TLS handshake from {peer:?} timed out");
+                None
+            }
+        }
+    })
+}
