@@ -15,6 +15,7 @@ use pingora::services::listening::Service;
 
 use crate::accept::Listener;
 use crate::access_log::AccessLog;
+use crate::admin::status_counters::StatusCounters;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
@@ -164,6 +165,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             },
             sticky_key: Arc::clone(&sticky_key),
             access_log: access_log.clone(),
+            unrouted: StatusCounters::new(&metrics.http_requests, &listener.name, "", ""),
         };
         let limits = HeadLimits {
             header_timeout: config.server.header_timeout,

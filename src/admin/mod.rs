@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod status;
+pub mod status_counters;
 
 use std::sync::Arc;
 use std::time::Instant;

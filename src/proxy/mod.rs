@@ -45,6 +45,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
+use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::filters::sticky::StickyKey;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
@@ -60,6 +61,8 @@ pub struct HttpProxy {
     pub sticky_key: Arc<StickyKey>,
     /// `server.access_log`, when set.
     pub access_log: Option<Arc<AccessLog>>,
+    /// `switchyard_http_requests_total` for requests no route matched.
+    pub unrouted: StatusCounters,
 }
 
 #[async_trait]
@@ -119,18 +122,14 @@ impl ProxyHttp for HttpProxy {
             return Err(Error::explain(ErrorType::HTTPStatus(code), why));
         };
         if !ctx.tried.is_empty() {
-            self.metrics
-                .upstream_retries
-                .with_label_values(&[&upstream.spec.name])
-                .inc();
+            route.retries.inc();
         }
         let backend = upstream.backend(attempt.index);
+        if let Some(c) = route.backend_requests.get(attempt.index) {
+            c.inc();
+        }
         ctx.tried.push(attempt.index);
         ctx.attempt = Some(attempt);
-        self.metrics
-            .backend_requests
-            .with_label_values(&[&upstream.spec.name, &backend.addr])
-            .inc();
         Ok(Box::new(peer::build(&upstream.spec, backend)))
     }
 
@@ -236,22 +235,12 @@ impl ProxyHttp for HttpProxy {
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(499);
-        let (route, upstream) = match &ctx.route {
-            Some(r) => (r.name.as_str(), r.upstream.spec.name.as_str()),
-            None => ("", ""),
-        };
-        let mut buf = itoa_buf();
-        self.metrics
-            .http_requests
-            .with_label_values(&[
-                &self.listener,
-                route,
-                upstream,
-                fmt_status(&mut buf, status),
-            ])
-            .inc();
-        if let Some(r) = &ctx.route {
-            r.duration.observe(ctx.started.elapsed().as_secs_f64());
+        match &ctx.route {
+            Some(r) => {
+                r.requests.inc(status);
+                r.duration.observe(ctx.started.elapsed().as_secs_f64());
+            }
+            None => self.unrouted.inc(status),
         }
         if let Some(log) = &self.access_log {
             access::record(log, session, ctx, &self.listener, status);
@@ -310,17 +299,4 @@ fn set_path_and_query(req: &mut RequestHeader, pq: &str) -> Result<()> {
         .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad request target"))?;
     req.set_uri(Uri::from(pq));
     Ok(())
-}
-
-fn itoa_buf() -> [u8; 3] {
-    [0; 3]
-}
-
-/// Status codes as label text without allocating.
-fn fmt_status(buf: &mut [u8; 3], status: u16) -> &str {
-    let s = status.min(999);
-    buf[0] = b'0' + (s / 100) as u8;
-    buf[1] = b'0' + (s / 10 % 10) as u8;
-    buf[2] = b'0' + (s % 10) as u8;
-    std::str::from_utf8(buf).unwrap_or("000")
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use prometheus::{Histogram, IntCounter};
 
+use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::config::{Route, Sticky};
 use crate::filters::rate_limit::Store;
@@ -20,6 +21,12 @@ pub struct RouteRuntime {
     pub sticky: Option<Sticky>,
     pub duration: Histogram,
     pub rate_limited: IntCounter,
+    /// `switchyard_http_requests_total` by status.
+    pub requests: StatusCounters,
+    /// `switchyard_backend_requests_total`, by backend index.
+    pub backend_requests: Vec<IntCounter>,
+    /// `switchyard_upstream_retries_total`.
+    pub retries: IntCounter,
 }
 
 impl RouteRuntime {
@@ -31,6 +38,19 @@ impl RouteRuntime {
         let rate_limited = metrics
             .rate_limited
             .with_label_values(&[listener, &route.name]);
+        let spec = &upstream.spec;
+        let backend_requests = spec
+            .backends
+            .iter()
+            .map(|b| {
+                metrics
+                    .backend_requests
+                    .with_label_values(&[&spec.name, &b.addr])
+            })
+            .collect();
+        let retries = metrics.upstream_retries.with_label_values(&[&spec.name]);
+        let requests =
+            StatusCounters::new(&metrics.http_requests, listener, &route.name, &spec.name);
         Self {
             name: route.name.clone(),
             path_prefix: route.path_prefix.clone(),
@@ -48,6 +68,9 @@ impl RouteRuntime {
             sticky: route.sticky.clone(),
             duration,
             rate_limited,
+            requests,
+            backend_requests,
+            retries,
         }
     }
 }
