@@ -9,7 +9,9 @@
 //! give the median round.
 //!
 //! Env: `HTTP_BENCH_SECONDS` per run (default 10), `HTTP_BENCH_ROUNDS`
-//! (default 3), `HTTP_BENCH_IDLE` idle connections (default 10000),
+//! (default 3), `HTTP_BENCH_IDLE` idle connections (default 9500: HAProxy
+//! wants two descriptors per connection of its `maxconn`, and the hard fd
+//! limit here is 20,000),
 //! `HTTP_BENCH_ONLY` a comma list of scenarios
 //! (`keepalive,close,conns1000,unpinned,memory`; default all).
 
@@ -115,7 +117,9 @@ fn memory(dir: &Path, backends: [std::net::SocketAddr; 2], n: usize) {
         cpus: Some(PROXY_CPU),
     };
     println!("\n### Memory: idle, then holding {n} idle keep-alive client connections\n");
-    println!("| proxy | RSS idle, MiB | RSS with {n} idle, MiB | growth, MiB | per connection, KiB |");
+    println!(
+        "| proxy | RSS idle, MiB | RSS with {n} idle, MiB | growth, MiB | per connection, KiB |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for name in PROXIES {
         let r = start(name, dir, backends, at);
@@ -148,7 +152,7 @@ fn main() {
     }
     let secs: u64 = env_or("HTTP_BENCH_SECONDS", 10);
     let rounds: usize = env_or("HTTP_BENCH_ROUNDS", 3);
-    let idle_n: usize = env_or("HTTP_BENCH_IDLE", 10_000);
+    let idle_n: usize = env_or("HTTP_BENCH_IDLE", 9_500);
     let only: String = env_or("HTTP_BENCH_ONLY", String::new());
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     let fd_limit = idle::raise_fd_limit();
@@ -213,7 +217,11 @@ fn main() {
         }
     }
     if wanted("memory") {
-        memory(dir.path(), backends, idle_n.min(fd_limit as usize / 2 - 100));
+        memory(
+            dir.path(),
+            backends,
+            idle_n.min(fd_limit as usize / 2 - 100),
+        );
     }
 }
 
@@ -241,9 +249,5 @@ fn versions() -> String {
             })
             .unwrap_or_default()
     };
-    format!(
-        "{}; {}",
-        first_line("nginx -v"),
-        first_line("haproxy -v")
-    )
+    format!("{}; {}", first_line("nginx -v"), first_line("haproxy -v"))
 }

@@ -7,40 +7,40 @@
 //! Pingora's standard upstream policy (we only restore `TE: trailers`), on
 //! responses here.
 
-use http::header::{HeaderName, CONNECTION, HOST, TE, UPGRADE};
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE, UPGRADE};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 
-/// Sets the forwarding headers on the request to the backend.
+/// Sets the forwarding headers on the request to the backend. (Values are
+/// built without re-parsing: the Host value is shared, the proto is static,
+/// and only the client address is formatted.)
 pub fn set_forwarding(
     req: &mut RequestHeader,
     client_ip: Option<std::net::IpAddr>,
-    proto: &str,
+    proto: &'static str,
 ) -> pingora::Result<()> {
-    let host = req
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
+    let host = req.headers.get(HOST).cloned();
     if let Some(ip) = client_ip {
-        let chain: Vec<String> = req
-            .headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect();
-        let value = if chain.is_empty() {
-            ip.to_string()
+        let mut chain = req.headers.get_all(X_FORWARDED_FOR).iter().peekable();
+        let value = if chain.peek().is_none() {
+            ip_header_text(ip)
         } else {
-            format!("{}, {ip}", chain.join(", "))
+            let mut joined = Vec::new();
+            for v in chain {
+                joined.extend_from_slice(v.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(ip.to_string().as_bytes());
+            HeaderValue::from_bytes(&joined).map_err(|_| {
+                pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "x-forwarded-for")
+            })?
         };
         req.insert_header(X_FORWARDED_FOR, value)?;
     }
-    req.insert_header(X_FORWARDED_PROTO, proto)?;
+    req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
     match host {
         Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
         None => {
@@ -48,6 +48,12 @@ pub fn set_forwarding(
         }
     }
     Ok(())
+}
+
+/// The client address as a header value (always valid: digits, dots, hex
+/// and colons).
+fn ip_header_text(ip: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value")
 }
 
 /// Names of the hop-by-hop headers in `headers`: the fixed set plus those
