@@ -33,7 +33,8 @@ pub fn open(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
         let batch: Vec<TcpStream> = (0..BATCH.min(n - open.len()))
             .map(|_| {
                 let mut s = TcpStream::connect(addr).expect("connect");
-                s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+                s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                    .unwrap();
                 s
             })
             .collect();

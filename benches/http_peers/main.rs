@@ -115,7 +115,9 @@ fn memory(dir: &Path, backends: [std::net::SocketAddr; 2], n: usize) {
         cpus: Some(PROXY_CPU),
     };
     println!("\n### Memory: idle, then holding {n} idle keep-alive client connections\n");
-    println!("| proxy | RSS idle, MiB | RSS with {n} idle, MiB | growth, MiB | per connection, KiB |");
+    println!(
+        "| proxy | RSS idle, MiB | RSS with {n} idle, MiB | growth, MiB | per connection, KiB |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for name in PROXIES {
         let r = start(name, dir, backends, at);
@@ -213,7 +215,11 @@ fn main() {
         }
     }
     if wanted("memory") {
-        memory(dir.path(), backends, idle_n.min(fd_limit as usize / 2 - 100));
+        memory(
+            dir.path(),
+            backends,
+            idle_n.min(fd_limit as usize / 2 - 100),
+        );
     }
 }
 
@@ -241,9 +247,5 @@ fn versions() -> String {
             })
             .unwrap_or_default()
     };
-    format!(
-        "{}; {}",
-        first_line("nginx -v"),
-        first_line("haproxy -v")
-    )
+    format!("{}; {}", first_line("nginx -v"), first_line("haproxy -v"))
 }

@@ -48,7 +48,10 @@ impl Drop for Running {
 }
 
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Starts `program args` in a new process group, on `cpus` if given, and
@@ -108,7 +111,9 @@ pub fn backends(dir: &Path, cpus: Option<&str>) -> (Running, [SocketAddr; 2]) {
     let (a, b) = (free_addr(), free_addr());
     let conf = dir.join("backends.conf");
     let server = |addr: SocketAddr| {
-        format!("  server {{ listen {addr}; location / {{ return 200 \"hello from {addr}\\n\"; }} }}\n")
+        format!(
+            "  server {{ listen {addr}; location / {{ return 200 \"hello from {addr}\\n\"; }} }}\n"
+        )
     };
     std::fs::write(
         &conf,
@@ -126,7 +131,14 @@ pub fn backends(dir: &Path, cpus: Option<&str>) -> (Running, [SocketAddr; 2]) {
 }
 
 fn nginx_args<'a>(dir: &'a Path, conf: &'a Path) -> Vec<&'a str> {
-    vec!["-p", dir.to_str().unwrap(), "-c", conf.to_str().unwrap(), "-e", "stderr"]
+    vec![
+        "-p",
+        dir.to_str().unwrap(),
+        "-c",
+        conf.to_str().unwrap(),
+        "-e",
+        "stderr",
+    ]
 }
 
 pub fn switchyard(dir: &Path, backends: [SocketAddr; 2], at: Placement) -> Running {
@@ -175,5 +187,10 @@ pub fn haproxy(dir: &Path, backends: [SocketAddr; 2], at: Placement) -> Running 
         ),
     )
     .unwrap();
-    spawn("haproxy", &["-f", conf.to_str().unwrap(), "-db"], at.cpus, listen)
+    spawn(
+        "haproxy",
+        &["-f", conf.to_str().unwrap(), "-db"],
+        at.cpus,
+        listen,
+    )
 }
