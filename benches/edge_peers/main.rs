@@ -161,6 +161,7 @@ fn run(s: &Scenario, setup: &Setup) {
         Kind::Handshakes => handshakes(r, secs, setup.batch, conf),
         Kind::H2 => h2_requests(r, secs, 50, 10, &log),
     };
+    let load_before = loadavg();
     for (_, r) in setup.proxies {
         once(r, 2); // warm-up: pools, caches, the first connections
     }
@@ -171,6 +172,7 @@ fn run(s: &Scenario, setup: &Setup) {
         }
     }
     let med = |v: &[Sample], f: fn(&Sample) -> f64| median(v.iter().map(f).collect());
+    let load_after = loadavg();
     println!("\n### {}\n", s.title);
     match s.kind {
         Kind::Handshakes => {
@@ -212,7 +214,7 @@ fn run(s: &Scenario, setup: &Setup) {
         Kind::H2 => "req/s",
     };
     println!(
-        "\nswitchyard / best peer: **{:.2}×** {unit}; CPU per {}: {:.2}× the leanest peer's ({} interleaved rounds of {} s; switchyard every round: {})",
+        "\nswitchyard / best peer: **{:.2}×** {unit}; CPU per {}: {:.2}× the leanest peer's ({} interleaved rounds of {} s; switchyard every round: {}; load average before/after: {load_before} / {load_after})",
         rate[0] / best_rate,
         if s.kind == Kind::H2 { "request" } else { "handshake" },
         cpu[0] / best_cpu,
@@ -290,6 +292,14 @@ fn main() {
             run(s, &setup);
         }
     }
+}
+
+/// The 1-minute load average: how busy the (shared) machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }
 
 /// Raises this process's open-file limit to its hard limit; the proxies
