@@ -35,7 +35,7 @@ check-conf:
 ## Benchmarks; see README for the numbers and how they were taken. HAProxy is
 ## installed so the L4 throughput bench can compare against it in the same run.
 bench:
-	@./scripts/install-deps.sh haproxy
+	@./scripts/install-deps.sh haproxy nginx wrk nghttp2-client openssl
 	$(CARGO) bench
 
 ## Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the config checker and the

@@ -37,6 +37,12 @@ impl Running {
         }
         total
     }
+
+    /// The process group's id (its leader's pid).
+    #[allow(dead_code)] // used by benches/edge_peers
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Running {
@@ -57,6 +63,13 @@ pub fn free_addr() -> SocketAddr {
 /// Starts `program args` in a new process group, on `cpus` if given, and
 /// waits until `addr` answers HTTP.
 fn spawn(program: &str, args: &[&str], cpus: Option<&str>, addr: SocketAddr) -> Running {
+    let running = launch(program, args, cpus, addr);
+    wait_answering(addr);
+    running
+}
+
+/// [`spawn`] without the wait, for listeners that do not speak plain HTTP.
+pub fn launch(program: &str, args: &[&str], cpus: Option<&str>, addr: SocketAddr) -> Running {
     let mut cmd = match cpus {
         Some(cpus) => {
             let mut c = Command::new("taskset");
@@ -74,9 +87,7 @@ fn spawn(program: &str, args: &[&str], cpus: Option<&str>, addr: SocketAddr) -> 
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-    let running = Running { child, addr };
-    wait_answering(addr);
-    running
+    Running { child, addr }
 }
 
 fn wait_answering(addr: SocketAddr) {
@@ -130,7 +141,7 @@ pub fn backends(dir: &Path, cpus: Option<&str>) -> (Running, [SocketAddr; 2]) {
     (running, [a, b])
 }
 
-fn nginx_args<'a>(dir: &'a Path, conf: &'a Path) -> Vec<&'a str> {
+pub fn nginx_args<'a>(dir: &'a Path, conf: &'a Path) -> Vec<&'a str> {
     vec![
         "-p",
         dir.to_str().unwrap(),
