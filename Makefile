@@ -32,8 +32,9 @@ test:
 check-conf:
 	@for f in conf/*.yaml; do $(or $(BIN),$(DEBUG_BIN)) check -c $$f || exit 1; done
 
-## Benchmarks; see README for the numbers and how they were taken. HAProxy is
-## installed so the L4 throughput bench can compare against it in the same run.
+## Benchmarks; see README for the numbers and how they were taken. NGINX,
+## HAProxy, wrk and h2load are installed so the proxy benches (http_peers,
+## edge_peers, l4_throughput) compare against them in the same run.
 bench:
 	@./scripts/install-deps.sh haproxy nginx wrk nghttp2-client openssl
 	$(CARGO) bench

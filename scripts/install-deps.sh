@@ -3,7 +3,8 @@
 # switchyard: cmake and a C compiler (Pingora builds zlib-ng, zstd and ring
 # from C) and curl. Extra Debian package names may be given as arguments:
 # `make test` adds what its tests need (openssl, chromium, redis-server),
-# `make bench` adds haproxy. Does nothing when everything is already there.
+# `make bench` adds haproxy, nginx, wrk, nghttp2-client (h2load) and openssl.
+# Does nothing when everything is already there.
 set -euo pipefail
 
 missing=()
