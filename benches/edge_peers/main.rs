@@ -25,6 +25,8 @@
 //! scenarios (`tls13,tls12,h2`; default all).
 
 mod h2load;
+#[path = "../http_peers/host.rs"]
+mod host;
 #[allow(dead_code)] // shared with benches/http_peers, which uses the rest
 #[path = "../http_peers/peers.rs"]
 mod peers;
@@ -230,7 +232,7 @@ fn run(s: &Scenario, setup: &Setup) {
 
 fn main() {
     for tool in ["h2load", "nginx", "haproxy", "taskset", "openssl"] {
-        if which(tool).is_none() {
+        if !host::has(tool) {
             eprintln!(
                 "edge_peers: `{tool}` is missing; `make bench` installs it (package nghttp2-client for h2load). Skipped."
             );
@@ -242,7 +244,7 @@ fn main() {
     let batch: usize = env_or("EDGE_BENCH_BATCH", 100).max(1);
     let only: String = env_or("EDGE_BENCH_ONLY", String::new());
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
-    raise_fd_limit();
+    host::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let cert: Cert = proxies::make_cert(dir.path());
     let (_backends, backends): (Running, [SocketAddr; 2]) =
@@ -302,51 +304,13 @@ fn loadavg() -> String {
         .unwrap_or_else(|| "?".to_string())
 }
 
-/// Raises this process's open-file limit to its hard limit; the proxies
-/// and h2load started afterwards inherit it.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on this process.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-}
-
-fn which(tool: &str) -> Option<()> {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| ())
-}
-
 fn versions() -> String {
-    let first_line = |cmd: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", cmd])
-            .output()
-            .map(|o| {
-                let all = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                all.lines().next().unwrap_or("").trim().to_string()
-            })
-            .unwrap_or_default()
-    };
     [
         "nginx -v",
         "haproxy -v",
         "h2load --version",
         "openssl version",
     ]
-    .map(first_line)
+    .map(host::first_line)
     .join("; ")
 }

@@ -174,14 +174,7 @@ pub fn cpu_time(r: &Running) -> Duration {
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut ticks = 0u64;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        // SAFETY: getpgid only reads the process table.
-        if unsafe { libc::getpgid(pid) } != pgid {
-            continue;
-        }
+    for pid in crate::host::group_pids(pgid) {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the command name (which may hold spaces): state is
         // field 3, utime 14 and stime 15.

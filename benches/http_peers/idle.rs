@@ -10,22 +10,6 @@ use std::time::Duration;
 /// peak of 10,000 requests in flight at once.
 const BATCH: usize = 100;
 
-/// Raises this process's open-file limit to its hard limit; the proxies
-/// started afterwards inherit it.
-pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on this process.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-    lim.rlim_cur
-}
-
 /// Opens `n` keep-alive connections to `addr`; all of them got a 200.
 pub fn open(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut open = Vec::with_capacity(n);

@@ -15,6 +15,7 @@
 //! `HTTP_BENCH_ONLY` a comma list of scenarios
 //! (`keepalive,close,conns1000,unpinned,memory`; default all).
 
+mod host;
 mod idle;
 mod peers;
 mod wrk;
@@ -145,7 +146,7 @@ fn memory(dir: &Path, backends: [std::net::SocketAddr; 2], n: usize) {
 
 fn main() {
     for tool in ["wrk", "nginx", "haproxy", "taskset"] {
-        if which(tool).is_none() {
+        if !host::has(tool) {
             eprintln!("http_peers: `{tool}` is missing; `make bench` installs it. Skipped.");
             return;
         }
@@ -155,7 +156,7 @@ fn main() {
     let idle_n: usize = env_or("HTTP_BENCH_IDLE", 9_500);
     let only: String = env_or("HTTP_BENCH_ONLY", String::new());
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
-    let fd_limit = idle::raise_fd_limit();
+    let fd_limit = host::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let (_backends, backends) = peers::backends(dir.path(), Some(LOAD_CPU));
     println!(
@@ -225,29 +226,10 @@ fn main() {
     }
 }
 
-fn which(tool: &str) -> Option<()> {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| ())
-}
-
 fn versions() -> String {
-    let first_line = |cmd: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", cmd])
-            .output()
-            .map(|o| {
-                let all = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                all.lines().next().unwrap_or("").trim().to_string()
-            })
-            .unwrap_or_default()
-    };
-    format!("{}; {}", first_line("nginx -v"), first_line("haproxy -v"))
+    format!(
+        "{}; {}",
+        host::first_line("nginx -v"),
+        host::first_line("haproxy -v")
+    )
 }

@@ -18,24 +18,18 @@ pub struct Running {
 impl Running {
     /// Resident memory of the whole group (master and workers), KiB.
     pub fn rss_kib(&self) -> u64 {
-        let pgid = self.child.id() as i32;
-        let mut total = 0;
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            // SAFETY: getpgid only reads the process table.
-            if unsafe { libc::getpgid(pid) } != pgid {
-                continue;
-            }
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            total += status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        total
+        crate::host::group_pids(self.child.id() as i32)
+            .into_iter()
+            .map(|pid| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 
     /// The process group's id (its leader's pid).
