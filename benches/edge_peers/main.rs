@@ -43,13 +43,6 @@ const PROXIES: [&str; 3] = ["switchyard", "nginx", "haproxy"];
 const PROXY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -239,10 +232,10 @@ fn main() {
             return;
         }
     }
-    let secs: u64 = env_or("EDGE_BENCH_SECONDS", 10);
-    let rounds: usize = env_or("EDGE_BENCH_ROUNDS", 3).max(1);
-    let batch: usize = env_or("EDGE_BENCH_BATCH", 100).max(1);
-    let only: String = env_or("EDGE_BENCH_ONLY", String::new());
+    let secs: u64 = host::env_or("EDGE_BENCH_SECONDS", 10);
+    let rounds: usize = host::env_or("EDGE_BENCH_ROUNDS", 3).max(1);
+    let batch: usize = host::env_or("EDGE_BENCH_BATCH", 100).max(1);
+    let only: String = host::env_or("EDGE_BENCH_ONLY", String::new());
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     host::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();

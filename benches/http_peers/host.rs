@@ -1,7 +1,16 @@
-//! This machine, as the proxy benches need it: tools on the PATH, their
-//! versions, the fd limit, and the processes of a process group.
+//! This machine, as the proxy benches need it: settings from the
+//! environment, tools on the PATH, their versions, the fd limit, and the
+//! processes of a process group.
 
 use std::process::Command;
+
+/// `name` from the environment, parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Whether `tool` is on the PATH.
 pub fn has(tool: &str) -> bool {

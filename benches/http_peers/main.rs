@@ -29,13 +29,6 @@ const PROXIES: [&str; 3] = ["switchyard", "nginx", "haproxy"];
 const PROXY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn start(name: &str, dir: &Path, backends: [std::net::SocketAddr; 2], at: Placement) -> Running {
     match name {
         "switchyard" => peers::switchyard(dir, backends, at),
@@ -151,10 +144,10 @@ fn main() {
             return;
         }
     }
-    let secs: u64 = env_or("HTTP_BENCH_SECONDS", 10);
-    let rounds: usize = env_or("HTTP_BENCH_ROUNDS", 3);
-    let idle_n: usize = env_or("HTTP_BENCH_IDLE", 9_500);
-    let only: String = env_or("HTTP_BENCH_ONLY", String::new());
+    let secs: u64 = host::env_or("HTTP_BENCH_SECONDS", 10);
+    let rounds: usize = host::env_or("HTTP_BENCH_ROUNDS", 3);
+    let idle_n: usize = host::env_or("HTTP_BENCH_IDLE", 9_500);
+    let only: String = host::env_or("HTTP_BENCH_ONLY", String::new());
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     let fd_limit = host::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
