@@ -25,7 +25,7 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::server::{ListenFds, ShutdownWatch};
-use pingora::services::Service;
+use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// How long a client may take over its TLS handshake (Pingora's limit).
@@ -54,8 +54,11 @@ impl<A> Listener<A> {
     }
 }
 
+/// Ready (for services that depend on it, like the admin listener whose
+/// `/status` tells `switchyard upgrade` and operators the instance is up)
+/// once its socket is listening.
 #[async_trait]
-impl<A> Service for Listener<A>
+impl<A> ServiceWithDependents for Listener<A>
 where
     A: ServerApp + Send + Sync + 'static,
 {
@@ -64,6 +67,7 @@ where
         fds: Option<ListenFds>,
         mut shutdown: ShutdownWatch,
         _listeners_per_fd: usize,
+        ready: ServiceReadyNotifier,
     ) {
         let listener = match listen(&self.addr, fds).await {
             Ok(l) => l,
@@ -76,6 +80,7 @@ where
         };
         let tls = self.tls.take().map(|t| Arc::new(t.build()));
         let app = Arc::new(self.app.take().expect("start_service runs once"));
+        ready.notify_ready();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -137,9 +142,13 @@ async fn listen(addr: &str, fds: Option<ListenFds>) -> std::io::Result<TcpListen
 }
 
 async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-    let addr: SocketAddr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
-    })?;
+    let addr: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        // Config addresses are IP:port; a name would be resolved here.
+        Err(_) => tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+        })?,
+    };
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -122,6 +122,9 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         upstreams.insert(name.as_str(), upstream);
     }
 
+    // The admin listener starts last: its `/status` answering means every
+    // listener is up (HTTP listeners say so once their socket listens).
+    let mut listening = Vec::new();
     for listener in &config.listeners {
         let routes = match &listener.kind {
             ListenerKind::Http { routes } => routes,
@@ -140,7 +143,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 );
                 let mut service = Service::new(format!("tcp listener {}", listener.name), app);
                 service.add_listener(tcp_endpoint(&listener.listen.to_string()));
-                server.add_service(service);
+                listening.push(server.add_service(service));
                 continue;
             }
         };
@@ -195,7 +198,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             None => None,
         };
         let name = format!("listener {}", listener.name);
-        server.add_service(Listener::new(name, addr, tls, guarded));
+        listening.push(server.add_service(Listener::new(name, addr, tls, guarded)));
     }
 
     if let Some(admin) = &config.admin {
@@ -208,7 +211,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());
         service.threads = Some(1);
-        server.add_service(service);
+        server.add_service(service).add_dependencies(&listening);
     }
     // Last: with `-u` this waits for the old instance's listening sockets,
     // which it only sends after SIGQUIT. Everything that can fail (a TLS
