@@ -14,9 +14,8 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 
-/// Sets the forwarding headers on the request to the backend. (Values are
-/// built without re-parsing: the Host value is shared, the proto is static,
-/// and only the client address is formatted.)
+/// Sets the forwarding headers on the request to the backend. (The Host
+/// value is shared and the proto is static: only X-Forwarded-For is built.)
 pub fn set_forwarding(
     req: &mut RequestHeader,
     client_ip: Option<std::net::IpAddr>,
@@ -24,20 +23,17 @@ pub fn set_forwarding(
 ) -> pingora::Result<()> {
     let host = req.headers.get(HOST).cloned();
     if let Some(ip) = client_ip {
-        let mut chain = req.headers.get_all(X_FORWARDED_FOR).iter().peekable();
-        let value = if chain.peek().is_none() {
-            ip_header_text(ip)
-        } else {
-            let mut joined = Vec::new();
-            for v in chain {
-                joined.extend_from_slice(v.as_bytes());
-                joined.extend_from_slice(b", ");
-            }
-            joined.extend_from_slice(ip.to_string().as_bytes());
-            HeaderValue::from_bytes(&joined).map_err(|_| {
-                pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "x-forwarded-for")
-            })?
-        };
+        // Any (visible-ASCII) chain the client sent, then the peer: "a, b, peer".
+        let mut value = Vec::new();
+        let chain = req.headers.get_all(X_FORWARDED_FOR).iter();
+        for v in chain.filter(|v| v.to_str().is_ok()) {
+            value.extend_from_slice(v.as_bytes());
+            value.extend_from_slice(b", ");
+        }
+        value.extend_from_slice(ip.to_string().as_bytes());
+        let value = HeaderValue::from_bytes(&value).map_err(|_| {
+            pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "x-forwarded-for")
+        })?;
         req.insert_header(X_FORWARDED_FOR, value)?;
     }
     req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
@@ -48,12 +44,6 @@ pub fn set_forwarding(
         }
     }
     Ok(())
-}
-
-/// The client address as a header value (always valid: digits, dots, hex
-/// and colons).
-fn ip_header_text(ip: std::net::IpAddr) -> HeaderValue {
-    HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value")
 }
 
 /// Names of the hop-by-hop headers in `headers`: the fixed set plus those
