@@ -10,6 +10,7 @@
 //! - [`filters`]: rate limits and sticky cookies, per route.
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
+//! - [`h1`]: the HTTP/1 forwarder for plain HTTP/1.1 requests and backends.
 //! - [`l4`]: TCP listeners.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`access_log`]: one JSON line per request, written off the request path.
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod filters;
+pub mod h1;
 pub mod http_guard;
 pub mod l4;
 pub mod proxy;

@@ -2,7 +2,7 @@
 //! http listener, the admin service, and the `server:` settings mapped onto
 //! Pingora's `ServerConf`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,11 +19,13 @@ use crate::admin::status_counters::StatusCounters;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
+use crate::h1::Forwarder;
 use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
-use crate::proxy::{HttpProxy, RouteRuntime};
+use crate::proxy::{HttpProxy, RouteRuntime, Site};
 use crate::router::Router;
 use crate::tls::SniCerts;
+use crate::upstream::idle::IdleConns;
 use crate::upstream::Upstream;
 
 /// How to start: the `-d`/`-u` flags of `switchyard run`.
@@ -147,17 +149,29 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 continue;
             }
         };
+        // One idle-connection pool per upstream on this listener (its
+        // connections belong to this listener's runtime).
+        let mut idle: HashMap<&str, Arc<IdleConns>> = HashMap::new();
         let router = Router::new(
             routes
                 .iter()
                 .filter_map(|r| {
                     let upstream = upstreams.get(r.upstream.as_str())?;
-                    let rt = RouteRuntime::new(&listener.name, r, Arc::clone(upstream), &metrics);
+                    let pool = idle
+                        .entry(r.upstream.as_str())
+                        .or_insert_with(|| Arc::new(IdleConns::new(upstream.spec.backends.len())));
+                    let rt = RouteRuntime::new(
+                        &listener.name,
+                        r,
+                        Arc::clone(upstream),
+                        Arc::clone(pool),
+                        &metrics,
+                    );
                     Some((r, Arc::new(rt)))
                 })
                 .collect(),
         );
-        let app = HttpProxy {
+        let site = Arc::new(Site {
             listener: listener.name.clone(),
             router,
             metrics: Arc::clone(&metrics),
@@ -169,19 +183,23 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             sticky_key: Arc::clone(&sticky_key),
             access_log: access_log.clone(),
             unrouted: StatusCounters::new(&metrics.http_requests, &listener.name, "", ""),
-        };
+        });
         let limits = HeadLimits {
             header_timeout: config.server.header_timeout,
             max_header_bytes: config.server.max_header_bytes,
             idle_timeout: config.server.idle_timeout,
         };
+        let forwarder = Forwarder::new(Arc::clone(&site), config.server.idle_timeout);
+        let app = HttpProxy::new(site);
         let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
         if listener.h2c {
             let mut options = HttpServerOptions::default();
             options.h2c = true;
             proxy.server_options = Some(options);
         }
-        let guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
+        let guarded = HeadGuard::new(proxy, limits)
+            .with_h2c(listener.h2c)
+            .with_forwarder(forwarder);
         let addr = listener.listen.to_string();
         let tls = match &listener.tls {
             Some(tls) => {

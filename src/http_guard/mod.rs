@@ -35,6 +35,8 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::h1::{Forwarder, Served};
+
 /// Limits on reading a request head; see the module doc.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimits {
@@ -48,6 +50,8 @@ pub struct HeadGuard<A> {
     limits: HeadLimits,
     /// Look for the HTTP/2 prior-knowledge preface on plain connections.
     h2c: bool,
+    /// Offered each request first; what it declines goes to `app`.
+    forwarder: Option<Forwarder>,
 }
 
 impl<A> HeadGuard<A> {
@@ -56,7 +60,14 @@ impl<A> HeadGuard<A> {
             app: Arc::new(app),
             limits,
             h2c: false,
+            forwarder: None,
         }
+    }
+
+    /// Offers every HTTP/1 request to `forwarder` before Pingora.
+    pub fn with_forwarder(mut self, forwarder: Forwarder) -> Self {
+        self.forwarder = Some(forwarder);
+        self
     }
 
     /// Serves HTTP/2 by prior knowledge (RFC 9113 §3.3) on plain
@@ -72,8 +83,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How reading a head ended.
 enum Head {
-    /// A complete head (and maybe more) is buffered.
-    Complete,
+    /// A complete head of this length (and maybe more) is buffered.
+    Complete(usize),
     /// The client closed before sending anything: a normal end of keep-alive.
     Closed,
     /// Answer this status and close.
@@ -104,25 +115,43 @@ where
         }
         let mut settings = None;
         loop {
-            match read_head(&mut stream, &self.limits).await {
-                Head::Complete => {}
+            let head_len = match read_head(&mut stream, &self.limits).await {
+                Head::Complete(len) => len,
                 Head::Closed => return None,
                 Head::Reject(code) => {
                     Box::pin(reject(&mut stream, code)).await;
                     return None;
                 }
+            };
+            let served = match &self.forwarder {
+                // Boxed: the connection future stays small while idle.
+                Some(f) => Box::pin(f.serve(&mut stream, head_len, shutdown)).await,
+                None => Served::Declined,
+            };
+            match served {
+                Served::KeepAlive => {}
+                Served::Close => {
+                    let _ = Box::pin(stream.shutdown()).await;
+                    return None;
+                }
+                Served::Declined => {
+                    let reused = self.request(stream, settings.take(), shutdown).await?;
+                    let (next, next_settings) = reused.consume();
+                    settings = next_settings;
+                    // We always hand Pingora a `Prefixed`; take it back to
+                    // keep any bytes of the next request it holds.
+                    stream = *next.into_any().downcast::<Prefixed>().ok()?;
+                }
             }
-            let reused = self.request(stream, settings.take(), shutdown).await?;
-            let (next, next_settings) = reused.consume();
-            settings = next_settings;
-            // We always hand Pingora a `Prefixed`; take it back to keep any
-            // bytes of the next request it holds.
-            stream = *next.into_any().downcast::<Prefixed>().ok()?;
-            // Between requests the client may be idle up to idle_timeout.
-            let idle = tokio::time::timeout(self.limits.idle_timeout, stream.fill_at_least_one());
-            match idle.await {
-                Ok(Ok(true)) => {}
-                _ => return None,
+            // Between requests the client may be idle up to idle_timeout
+            // (a pipelined request may already be here).
+            if stream.buffered() == 0 {
+                let idle =
+                    tokio::time::timeout(self.limits.idle_timeout, stream.fill_at_least_one());
+                match idle.await {
+                    Ok(Ok(true)) => {}
+                    _ => return None,
+                }
             }
         }
     }
@@ -191,7 +220,7 @@ async fn read_head(stream: &mut Prefixed, limits: &HeadLimits) -> Head {
                 log::debug!("refusing request: {why}");
                 return Head::Reject(400);
             }
-            return Head::Complete;
+            return Head::Complete(end);
         }
         if stream.buffered() > limits.max_header_bytes {
             return Head::Reject(431);

@@ -107,6 +107,29 @@ impl Prefixed {
         .await
     }
 
+    /// Drops the first `n` buffered bytes (a request head just forwarded).
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+
+    /// Moves up to `max` buffered bytes onto the end of `out`; how many.
+    pub fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> usize {
+        let n = self.buffered().min(max);
+        out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.consume(n);
+        n
+    }
+
+    /// The client's IP, from the socket (never from a header).
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        let digest = self.inner.get_socket_digest()?;
+        digest.peer_addr()?.as_inet().map(|a| a.ip())
+    }
+
     pub fn inner_mut(&mut self) -> &mut Stream {
         &mut self.inner
     }

@@ -1,17 +1,26 @@
 //! The access log line for a finished request, gathered in the `logging`
-//! phase from the session and the request context.
+//! phase (or at the end of an HTTP/1 forward) from the request and its context.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
-use pingora::proxy::Session;
+use pingora::http::RequestHeader;
 
 use super::RequestCtx;
 use crate::access_log::{rfc3339_millis, AccessLog, Entry};
 use crate::router::request_host;
 
-/// Logs one line for the request that just ended with `status`.
-pub fn record(log: &AccessLog, session: &Session, ctx: &RequestCtx, listener: &str, status: u16) {
-    let req = session.req_header();
+/// Logs one line for the request `req` that just ended with `status`,
+/// having sent `bytes_sent` body bytes.
+pub fn record(
+    log: &AccessLog,
+    req: &RequestHeader,
+    client_ip: Option<IpAddr>,
+    ctx: &RequestCtx,
+    listener: &str,
+    status: u16,
+    bytes_sent: usize,
+) {
     let elapsed = ctx.started.elapsed();
     let started = SystemTime::now()
         .checked_sub(elapsed)
@@ -23,7 +32,7 @@ pub fn record(log: &AccessLog, session: &Session, ctx: &RequestCtx, listener: &s
         .map(|(r, &i)| r.upstream.backend(i).addr.as_str());
     log.record(&Entry {
         time: rfc3339_millis(started),
-        client_ip: super::client_ip(session),
+        client_ip,
         method: req.method.as_str(),
         host: &host,
         path: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
@@ -33,7 +42,7 @@ pub fn record(log: &AccessLog, session: &Session, ctx: &RequestCtx, listener: &s
         upstream: route.map(|r| r.upstream.spec.name.as_str()),
         backend,
         duration_ms: elapsed.as_micros() as f64 / 1000.0,
-        bytes_sent: session.body_bytes_sent(),
+        bytes_sent,
         retries: ctx.tried.len().saturating_sub(1),
     });
 }

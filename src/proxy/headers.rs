@@ -66,6 +66,28 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<HeaderName> {
     names
 }
 
+/// Drops the request's hop-by-hop headers on the HTTP/1 path ([`crate::h1`]),
+/// as Pingora's standard upstream policy does on its own: those named in
+/// `Connection`, then `Connection`, `Keep-Alive`, `Proxy-Connection`,
+/// `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
+/// `Transfer-Encoding`, `Upgrade` and `HTTP2-Settings`.
+pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
+    for name in hop_by_hop(&req.headers) {
+        req.remove_header(&name);
+    }
+    for name in [
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "http2-settings",
+    ] {
+        req.remove_header(name);
+    }
+}
+
 /// Pingora's standard upstream policy already drops the request's hop-by-hop
 /// headers (those named in `Connection`, `Keep-Alive`, `Proxy-Connection`,
 /// `TE`, `Upgrade` except for WebSocket) before our filter runs. It drops `TE`
@@ -141,6 +163,22 @@ mod tests {
         let mut up = req(&[]);
         restore_te_trailers(&client, &mut up).unwrap();
         assert!(!up.headers.contains_key("te"));
+    }
+
+    #[test]
+    fn drops_hop_by_hop_request_headers() {
+        let mut r = req(&[
+            ("Host", "a"),
+            ("Connection", "keep-alive, X-Private"),
+            ("X-Private", "1"),
+            ("Keep-Alive", "5"),
+            ("TE", "trailers"),
+            ("Proxy-Authorization", "Basic x"),
+            ("X-Kept", "1"),
+        ]);
+        strip_request_hop_by_hop(&mut r);
+        let names: Vec<_> = r.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host", "x-kept"]);
     }
 
     #[test]

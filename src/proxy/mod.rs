@@ -20,15 +20,15 @@
 //!                    ctx drops → in-flight count released
 //! ```
 
-mod access;
-mod choose;
+pub(crate) mod access;
+pub(crate) mod choose;
 mod ctx;
 pub mod drain;
-mod framing;
-mod headers;
-mod limit;
+pub(crate) mod framing;
+pub(crate) mod headers;
+pub(crate) mod limit;
 mod peer;
-mod respond;
+pub(crate) mod respond;
 mod route;
 
 pub use ctx::RequestCtx;
@@ -51,7 +51,9 @@ use crate::filters::sticky::StickyKey;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
 use crate::upstream::breaker::Outcome;
 
-pub struct HttpProxy {
+/// What a listener's proxy knows: its routes and how to answer. Shared by
+/// the Pingora dispatcher below and the HTTP/1 forwarder ([`crate::h1`]).
+pub struct Site {
     pub listener: String,
     pub router: Router<Arc<RouteRuntime>>,
     pub metrics: Arc<Metrics>,
@@ -63,6 +65,24 @@ pub struct HttpProxy {
     pub access_log: Option<Arc<AccessLog>>,
     /// `switchyard_http_requests_total` for requests no route matched.
     pub unrouted: StatusCounters,
+}
+
+pub struct HttpProxy {
+    site: Arc<Site>,
+}
+
+impl HttpProxy {
+    pub fn new(site: Arc<Site>) -> Self {
+        Self { site }
+    }
+}
+
+impl std::ops::Deref for HttpProxy {
+    type Target = Site;
+
+    fn deref(&self) -> &Site {
+        &self.site
+    }
 }
 
 #[async_trait]
@@ -145,6 +165,10 @@ impl ProxyHttp for HttpProxy {
             .as_ref()
             .map_or(0, |r| r.upstream.spec.retries as usize);
         log::warn!("connect to {} failed: {e}", peer._address);
+        // A connect error counts against the backend's breaker (SPEC).
+        if let (Some(route), Some(attempt)) = (&ctx.route, ctx.attempt.take()) {
+            route.upstream.report(attempt, Outcome::Failure);
+        }
         // Nothing was sent yet, so another backend is always safe to try.
         if ctx.tried.len() <= retries {
             e.set_retry(true);
@@ -158,18 +182,13 @@ impl ProxyHttp for HttpProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(route) = &ctx.route {
-            if route.strip_prefix {
-                let pq = upstream_request
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |pq| pq.as_str());
-                let stripped = strip_prefix(&route.path_prefix, pq);
-                set_path_and_query(upstream_request, &stripped)?;
-            }
-        }
-        headers::restore_te_trailers(session.req_header(), upstream_request)?;
-        headers::set_forwarding(upstream_request, client_ip(session), self.scheme)
+        rewrite_request(
+            ctx.route.as_deref(),
+            session.req_header(),
+            upstream_request,
+            client_ip(session),
+            self.scheme,
+        )
     }
 
     async fn upstream_response_filter(
@@ -195,15 +214,7 @@ impl ProxyHttp for HttpProxy {
         if session.is_process_shutting_down() || drain::handing_over() {
             session.set_keepalive(None);
         }
-        headers::strip_response_hop_by_hop(upstream_response);
-        if let Some(cookie) = ctx.set_cookie.take() {
-            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
-        }
-        if let Some(d) = &ctx.rate {
-            upstream_response.insert_header("RateLimit-Limit", d.limit.to_string())?;
-            upstream_response.insert_header("RateLimit-Remaining", d.remaining.to_string())?;
-        }
-        Ok(())
+        rewrite_response(upstream_response, ctx)
     }
 
     async fn fail_to_proxy(
@@ -224,17 +235,39 @@ impl ProxyHttp for HttpProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if let (Some(route), Some(attempt)) = (&ctx.route, ctx.attempt.take()) {
-            match outcome(ctx.upstream_status, e) {
-                Some(outcome) => route.upstream.report(attempt, outcome),
-                None => drop(attempt),
-            }
-        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(499);
+        self.settle(ctx, status, outcome(ctx.upstream_status, e));
+        if let Some(log) = &self.access_log {
+            let req = session.req_header();
+            let sent = session.body_bytes_sent();
+            access::record(
+                log,
+                req,
+                client_ip(session),
+                ctx,
+                &self.listener,
+                status,
+                sent,
+            );
+        }
+    }
+}
+
+impl Site {
+    /// The end of a request on either path: the attempt's outcome to the
+    /// breaker (`None`: only the client failed, which says nothing about the
+    /// backend), then the request counted under its final `status`.
+    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
+        if let (Some(route), Some(attempt)) = (&ctx.route, ctx.attempt.take()) {
+            match outcome {
+                Some(outcome) => route.upstream.report(attempt, outcome),
+                None => drop(attempt),
+            }
+        }
         match &ctx.route {
             Some(r) => {
                 r.requests.inc(status);
@@ -242,10 +275,41 @@ impl ProxyHttp for HttpProxy {
             }
             None => self.unrouted.inc(status),
         }
-        if let Some(log) = &self.access_log {
-            access::record(log, session, ctx, &self.listener, status);
-        }
     }
+}
+
+/// The request the backend gets (SPEC "Headers to backends"): the route's
+/// prefix stripped when it says so, `TE: trailers` kept, `X-Forwarded-*` set.
+/// Hop-by-hop headers are already gone (Pingora's upstream policy, or
+/// [`headers::strip_request_hop_by_hop`] on the HTTP/1 path).
+pub(crate) fn rewrite_request(
+    route: Option<&RouteRuntime>,
+    client: &RequestHeader,
+    upstream: &mut RequestHeader,
+    client_ip: Option<IpAddr>,
+    scheme: &'static str,
+) -> Result<()> {
+    if let Some(route) = route.filter(|r| r.strip_prefix) {
+        let pq = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let stripped = strip_prefix(&route.path_prefix, pq);
+        set_path_and_query(upstream, &stripped)?;
+    }
+    headers::restore_te_trailers(client, upstream)?;
+    headers::set_forwarding(upstream, client_ip, scheme)
+}
+
+/// The response head the client gets: hop-by-hop headers out, then the
+/// sticky cookie and the `RateLimit-*` headers this request earned.
+pub(crate) fn rewrite_response(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    headers::strip_response_hop_by_hop(resp);
+    if let Some(cookie) = ctx.set_cookie.take() {
+        resp.append_header(http::header::SET_COOKIE, cookie)?;
+    }
+    if let Some(d) = &ctx.rate {
+        resp.insert_header("RateLimit-Limit", d.limit.to_string())?;
+        resp.insert_header("RateLimit-Remaining", d.remaining.to_string())?;
+    }
+    Ok(())
 }
 
 /// What a finished attempt tells the circuit breaker: a 5xx, or an error on
@@ -264,7 +328,7 @@ fn outcome(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Outcome> {
 
 /// Turns an absolute-form target into origin-form with its authority as
 /// Host (RFC 9112 §3.2.2), and removes dot-segments from the path.
-fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
+pub(crate) fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
     let authority = absolute_form_authority(req).map(str::to_owned);
     if let Some(authority) = &authority {
         req.insert_header(http::header::HOST, authority)?;

@@ -10,6 +10,7 @@ use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::config::{Route, Sticky};
 use crate::filters::rate_limit::Store;
+use crate::upstream::idle::IdleConns;
 use crate::upstream::Upstream;
 
 pub struct RouteRuntime {
@@ -27,10 +28,19 @@ pub struct RouteRuntime {
     pub backend_requests: Vec<IntCounter>,
     /// `switchyard_upstream_retries_total`.
     pub retries: IntCounter,
+    /// Idle keep-alive connections to the upstream's backends, for the
+    /// HTTP/1 forwarder; shared by the listener's routes to that upstream.
+    pub idle: Arc<IdleConns>,
 }
 
 impl RouteRuntime {
-    pub fn new(listener: &str, route: &Route, upstream: Arc<Upstream>, metrics: &Metrics) -> Self {
+    pub fn new(
+        listener: &str,
+        route: &Route,
+        upstream: Arc<Upstream>,
+        idle: Arc<IdleConns>,
+        metrics: &Metrics,
+    ) -> Self {
         let duration =
             metrics
                 .http_duration
@@ -71,6 +81,7 @@ impl RouteRuntime {
             requests,
             backend_requests,
             retries,
+            idle,
         }
     }
 }

@@ -20,6 +20,7 @@
 pub mod breaker;
 pub mod hash_key;
 pub mod health;
+pub mod idle;
 pub mod load;
 pub mod selection;
 pub mod slow_start;

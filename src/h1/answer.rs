@@ -1,0 +1,38 @@
+//! Answers the forwarder makes itself, byte for byte what the Pingora path
+//! sends ([`crate::proxy::respond`]): the status, a short `text/plain` body
+//! naming it, any extra headers (429's `Retry-After`), and the connection
+//! closed after it.
+
+/// The whole response for `code`.
+pub fn bytes(code: u16, extra: &[(&'static str, String)]) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = format!("{code} {reason}\n");
+    let mut out = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in extra {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_the_status_and_closes() {
+        let wire = String::from_utf8(super::bytes(429, &[("Retry-After", "2".into())])).unwrap();
+        assert!(wire.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+        assert!(wire.contains("\r\nRetry-After: 2\r\n"));
+        assert!(wire.contains("\r\nConnection: close\r\n"));
+        assert!(wire.ends_with("\r\n\r\n429 Too Many Requests\n"));
+    }
+}

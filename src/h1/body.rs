@@ -1,0 +1,259 @@
+//! Bodies, streamed: bytes are passed on as they arrive, never gathered
+//! whole. A chunked body is copied verbatim (its framing included) while
+//! [`Chunked`] follows the framing to find where it ends.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::head::Framing;
+
+/// The most one read takes.
+pub const CHUNK: usize = 16 * 1024;
+
+/// Why a body could not be passed on.
+#[derive(Debug)]
+pub enum Broken {
+    /// The sender failed: error, early close, a gap longer than the timeout,
+    /// or (chunked) bad framing.
+    From,
+    /// The receiver failed.
+    To,
+}
+
+/// Copies the rest of a body framed by `framing` from `from` to `to`. The
+/// body's first bytes may already have been read: `pending` (which may also
+/// hold bytes past the body, a pipelined follow-up; those are returned).
+/// Each read waits at most `gap`.
+pub async fn relay<R, W>(
+    from: &mut R,
+    to: &mut W,
+    framing: Framing,
+    pending: &[u8],
+    gap: Duration,
+) -> Result<Vec<u8>, Broken>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut chunked = Chunked::default();
+    let mut left = match framing {
+        Framing::Empty => return Ok(pending.to_vec()),
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::UntilClose => u64::MAX,
+    };
+    let mut buf = Vec::new();
+    let mut data: &[u8] = pending;
+    loop {
+        // Pass on what belongs to the body; keep anything after it.
+        let (take, done) = match framing {
+            Framing::Chunked => match chunked.advance(data) {
+                Ok(Some(end)) => (end, true),
+                Ok(None) => (data.len(), false),
+                Err(BadChunk) => return Err(Broken::From),
+            },
+            _ => {
+                let n = (data.len() as u64).min(left) as usize;
+                left -= n as u64;
+                (n, left == 0)
+            }
+        };
+        if take > 0 {
+            to.write_all(&data[..take]).await.map_err(|_| Broken::To)?;
+        }
+        if done {
+            return Ok(data[take..].to_vec());
+        }
+        if buf.is_empty() {
+            buf = vec![0u8; CHUNK];
+        }
+        // A length-framed body is read no further than its end: what
+        // follows belongs to the next message.
+        let want = match framing {
+            Framing::Length(_) => left.min(CHUNK as u64) as usize,
+            _ => CHUNK,
+        };
+        let n = match tokio::time::timeout(gap, from.read(&mut buf[..want])).await {
+            Ok(Ok(n)) => n,
+            _ => return Err(Broken::From),
+        };
+        if n == 0 {
+            return match framing {
+                Framing::UntilClose => Ok(Vec::new()),
+                _ => Err(Broken::From),
+            };
+        }
+        data = &buf[..n];
+    }
+}
+
+/// A chunked body's framing is broken.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadChunk;
+
+/// Where a chunked body's framing stands (RFC 9112 §7.1).
+#[derive(Debug, Default)]
+pub struct Chunked {
+    state: State,
+    size: u64,
+    digits: u8,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading the hex chunk size.
+    #[default]
+    Size,
+    /// After the size: an extension, up to the line's end.
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or the final blank line).
+    TrailerStart,
+    /// Inside a trailer line.
+    Trailer,
+    /// After the CR of a blank line: the LF ends the body.
+    EndLf,
+    /// After the CR of a trailer line.
+    TrailerLf,
+}
+
+impl Chunked {
+    /// Follows `data`; `Ok(Some(n))` when the body ends after its first `n`
+    /// bytes, `Ok(None)` when it needs more, `Err` on bad framing.
+    pub fn advance(&mut self, data: &[u8]) -> Result<Option<usize>, BadChunk> {
+        let mut i = 0;
+        while i < data.len() {
+            if self.state == State::Data {
+                let n = (data.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                i += n;
+                self.size -= n as u64;
+                if self.size == 0 {
+                    self.state = State::DataCr;
+                }
+                continue;
+            }
+            let b = data[i];
+            i += 1;
+            self.state = match (self.state, b) {
+                (State::Size, b) if b.is_ascii_hexdigit() => {
+                    self.digits += 1;
+                    if self.digits > 15 {
+                        return Err(BadChunk);
+                    }
+                    self.size =
+                        self.size * 16 + u64::from((b as char).to_digit(16).ok_or(BadChunk)?);
+                    State::Size
+                }
+                (State::Size, b';' | b' ' | b'\t') if self.digits > 0 => State::Extension,
+                (State::Size, b'\r') if self.digits > 0 => State::SizeLf,
+                (State::Extension, b'\r') => State::SizeLf,
+                (State::Extension, b'\n') => return Err(BadChunk),
+                (State::Extension, _) => State::Extension,
+                (State::SizeLf, b'\n') => {
+                    self.digits = 0;
+                    if self.size == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::Data
+                    }
+                }
+                (State::DataCr, b'\r') => State::DataLf,
+                (State::DataLf, b'\n') => State::Size,
+                (State::TrailerStart, b'\r') => State::EndLf,
+                (State::EndLf, b'\n') => return Ok(Some(i)),
+                (State::TrailerStart | State::Trailer, b'\n') => return Err(BadChunk),
+                (State::Trailer, b'\r') => State::TrailerLf,
+                (State::TrailerStart | State::Trailer, _) => State::Trailer,
+                (State::TrailerLf, b'\n') => State::TrailerStart,
+                _ => return Err(BadChunk),
+            };
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(body: &[u8]) -> Result<Option<usize>, BadChunk> {
+        Chunked::default().advance(body)
+    }
+
+    #[test]
+    fn finds_the_end_of_a_chunked_body() {
+        assert_eq!(ends(b"5\r\nhello\r\n0\r\n\r\nNEXT"), Ok(Some(15)));
+        assert_eq!(
+            ends(b"5;x=y\r\nhello\r\n0\r\nTrailer: 1\r\n\r\n"),
+            Ok(Some(31))
+        );
+        assert_eq!(ends(b"A\r\n0123456789\r\n"), Ok(None));
+        assert_eq!(ends(b"zz\r\n"), Err(BadChunk));
+        assert_eq!(ends(b"5\r\nhelloX"), Err(BadChunk));
+        assert_eq!(ends(b"\r\n"), Err(BadChunk));
+        assert_eq!(ends(b"ffffffffffffffff\r\n"), Err(BadChunk));
+    }
+
+    #[test]
+    fn byte_by_byte_gives_the_same_end() {
+        let body = b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX: y\r\n\r\n";
+        let mut c = Chunked::default();
+        let mut end = None;
+        for (i, b) in body.iter().enumerate() {
+            if let Some(n) = c.advance(std::slice::from_ref(b)).unwrap() {
+                end = Some(i + n);
+                break;
+            }
+        }
+        assert_eq!(end, Some(body.len()));
+    }
+
+    #[tokio::test]
+    async fn relays_a_body_and_keeps_what_follows() {
+        let (mut tx, mut rx) = tokio::io::duplex(1024);
+        tx.write_all(b"lo\r\n0\r\n\r\nGET").await.unwrap();
+        let mut out = Vec::new();
+        let rest = relay(
+            &mut rx,
+            &mut out,
+            Framing::Chunked,
+            b"5\r\nhel",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, b"5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(rest, b"GET");
+
+        let mut out = Vec::new();
+        let rest = relay(
+            &mut rx,
+            &mut out,
+            Framing::Length(2),
+            b"abc",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!((out.as_slice(), rest.as_slice()), (&b"ab"[..], &b"c"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_broken() {
+        let (tx, mut rx) = tokio::io::duplex(64);
+        drop(tx);
+        let mut out = Vec::new();
+        let r = relay(
+            &mut rx,
+            &mut out,
+            Framing::Length(10),
+            b"abc",
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(matches!(r, Err(Broken::From)));
+    }
+}

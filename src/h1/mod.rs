@@ -1,0 +1,481 @@
+//! The HTTP/1 forwarder: plain HTTP/1.1 requests to plain HTTP/1.1 backends,
+//! forwarded without Pingora's per-request proxy machinery.
+//!
+//! Pingora's HTTP/1 proxy path costs about 80,000 instructions per request
+//! before any switchyard code runs (a 14 KiB future built and copied per
+//! request, a second task, a `getpeername` per pooled connection, header
+//! maps rebuilt for every filter); a minimal tokio proxy needs a tenth of
+//! that. So the common request takes this path, and everything else still
+//! goes to Pingora, unchanged:
+//!
+//! ```text
+//! HeadGuard has a complete head ──▶ head::request: HTTP/1.1, origin form,
+//!        │                           one Host, no body or Content-Length,
+//!        │                           no Upgrade/Expect/Transfer-Encoding?
+//!        │                        ──▶ router: a route, to an h1, non-TLS upstream?
+//!        │  any "no" ────────────────────────────────────▶ Pingora (as before)
+//!        ▼
+//! rate limit (429) ─ choose backend (same code as Pingora's upstream_peer)
+//!   ─ idle connection or connect (connect_timeout; retries on failure)
+//!   ─ request head (+ body, streamed) ─ response head (read_timeout; 502/504)
+//!   ─ response head rewritten (same code as response_filter) ─ body streamed
+//!   ─ connection back to the idle pool if the response ended cleanly
+//!   ─ breaker outcome, metrics, access log (same code as `logging`)
+//! ```
+//!
+//! Routing, selection, header rewriting, breaker outcomes, metrics and the
+//! access log are the same functions the Pingora dispatcher calls; only the
+//! wire work is here ([`head`] for heads, [`body`] for bodies).
+
+mod answer;
+pub mod body;
+pub mod head;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::UpstreamProtocol;
+use crate::http_guard::Prefixed;
+use crate::proxy::{self, choose, drain, framing, headers, RequestCtx, RouteRuntime, Site};
+use crate::router::request_host;
+use crate::upstream::breaker::Outcome;
+use body::Broken;
+use head::{Framing, Parsed};
+
+/// The largest response head accepted from a backend.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// What became of a request offered to the forwarder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Not taken: nothing was read or written; give it to Pingora.
+    Declined,
+    /// Answered; the connection may carry the next request.
+    KeepAlive,
+    /// Answered (or failed); close the connection.
+    Close,
+}
+
+/// One per HTTP listener.
+pub struct Forwarder {
+    site: Arc<Site>,
+    /// Longest wait for a client's request body or a write to it.
+    client_timeout: Duration,
+}
+
+/// Why an exchange with a backend produced no response to pass on.
+enum Failed {
+    /// A reused idle connection turned out closed before answering; the
+    /// request (bodiless) can go again on a new connection.
+    Stale,
+    /// The backend took longer than `read_timeout`: 504.
+    Timeout,
+    /// The backend broke the exchange or answered nonsense: 502.
+    Backend,
+    /// The client went away (or sent less body than it announced).
+    Client,
+}
+
+impl Forwarder {
+    pub fn new(site: Arc<Site>, client_timeout: Duration) -> Self {
+        Self {
+            site,
+            client_timeout,
+        }
+    }
+
+    /// Forwards the request whose head (`head_len` bytes) is buffered in
+    /// `client`, or declines it untouched.
+    pub async fn serve(
+        &self,
+        client: &mut Prefixed,
+        head_len: usize,
+        shutdown: &ShutdownWatch,
+    ) -> Served {
+        let Some(req) = head::request(client.head(head_len)) else {
+            return Served::Declined;
+        };
+        let mut header = req.header;
+        if framing::ambiguity(&header).is_some() || proxy::to_origin_form(&mut header).is_err() {
+            return Served::Declined;
+        }
+        let host = request_host(&header);
+        let Some(route) = self.site.router.find(&host, header.uri.path()) else {
+            return Served::Declined;
+        };
+        if !forwardable(route) {
+            return Served::Declined;
+        }
+        client.consume(head_len);
+        let client_ip = client.peer_ip();
+        let mut ctx = RequestCtx::new();
+        ctx.route = Some(Arc::clone(route));
+        let mut exchange = Exchange {
+            site: &self.site,
+            route,
+            client,
+            req: &header,
+            body_len: req.body_len,
+            client_ip,
+            ctx: &mut ctx,
+            client_timeout: self.client_timeout,
+            sent: 0,
+        };
+        let (status, outcome, keep) = exchange.run(req.close, shutdown).await;
+        let sent = exchange.sent;
+        self.site.settle(&mut ctx, status, outcome);
+        if let Some(log) = &self.site.access_log {
+            let listener = &self.site.listener;
+            proxy::access::record(log, &header, client_ip, &ctx, listener, status, sent);
+        }
+        if keep {
+            Served::KeepAlive
+        } else {
+            Served::Close
+        }
+    }
+}
+
+/// Routes whose upstream this path can reach: plain HTTP/1.1 backends.
+/// (TLS and HTTP/2 backends use Pingora's connectors.)
+fn forwardable(route: &RouteRuntime) -> bool {
+    let spec = &route.upstream.spec;
+    spec.tls.is_none() && spec.protocol == UpstreamProtocol::Http1
+}
+
+/// One request on its way through.
+struct Exchange<'a> {
+    site: &'a Site,
+    route: &'a Arc<RouteRuntime>,
+    client: &'a mut Prefixed,
+    /// The request as routed.
+    req: &'a pingora::http::RequestHeader,
+    body_len: u64,
+    client_ip: Option<std::net::IpAddr>,
+    ctx: &'a mut RequestCtx,
+    client_timeout: Duration,
+    /// Response body bytes sent to the client.
+    sent: usize,
+}
+
+impl Exchange<'_> {
+    /// The final status, the breaker outcome, and whether the client
+    /// connection stays open.
+    async fn run(
+        &mut self,
+        client_close: bool,
+        shutdown: &ShutdownWatch,
+    ) -> (u16, Option<Outcome>, bool) {
+        if let Some(status) = self.rate_limited().await {
+            return (status, None, false);
+        }
+        let mut wire = Vec::with_capacity(512);
+        if let Err(e) = self.upstream_head(&mut wire) {
+            log::debug!("request not forwardable: {e}");
+            return self.answer(400, &[], None).await;
+        }
+        let spec = &self.route.upstream.spec;
+        loop {
+            let Some(attempt) = choose::choose(
+                self.route,
+                self.req,
+                self.client_ip,
+                &self.site.sticky_key,
+                self.ctx,
+            ) else {
+                let code = if self.ctx.tried.is_empty() { 503 } else { 502 };
+                return self.answer(code, &[], None).await;
+            };
+            let index = attempt.index;
+            if !self.ctx.tried.is_empty() {
+                self.route.retries.inc();
+            }
+            if let Some(c) = self.route.backend_requests.get(index) {
+                c.inc();
+            }
+            self.ctx.tried.push(index);
+            let addr = self.route.upstream.backend(index).socket;
+            let pooled = self.route.idle.take(index);
+            let reused = pooled.is_some();
+            let conn = match pooled {
+                Some(c) => Ok(c),
+                None => connect(addr, spec.connect_timeout).await,
+            };
+            let mut conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("connect to {addr} failed: {e}");
+                    self.route.upstream.report(attempt, Outcome::Failure);
+                    if self.ctx.tried.len() <= spec.retries as usize {
+                        continue;
+                    }
+                    return self.answer(502, &[], None).await;
+                }
+            };
+            self.ctx.attempt = Some(attempt);
+            let mut result = self.exchange(&mut conn, &wire).await;
+            if matches!(result, Err(Failed::Stale)) && reused {
+                // The idle connection was closed under us: once more, fresh.
+                match connect(addr, spec.connect_timeout).await {
+                    Ok(c) => {
+                        conn = c;
+                        result = self.exchange(&mut conn, &wire).await;
+                    }
+                    Err(e) => {
+                        // The backend is gone: a connect failure like any other.
+                        log::warn!("connect to {addr} failed: {e}");
+                        if let Some(attempt) = self.ctx.attempt.take() {
+                            self.route.upstream.report(attempt, Outcome::Failure);
+                        }
+                        if self.ctx.tried.len() <= spec.retries as usize {
+                            continue;
+                        }
+                        return self.answer(502, &[], None).await;
+                    }
+                }
+            }
+            return match result {
+                Ok((resp, rest)) => {
+                    self.respond(conn, index, resp, rest, client_close, shutdown)
+                        .await
+                }
+                Err(Failed::Timeout) => self.answer(504, &[], Some(Outcome::Failure)).await,
+                Err(Failed::Stale | Failed::Backend) => {
+                    self.answer(502, &[], Some(Outcome::Failure)).await
+                }
+                Err(Failed::Client) => (499, None, false),
+            };
+        }
+    }
+
+    /// The route's rate limit: `Some(429)` when it denied (and was answered).
+    async fn rate_limited(&mut self) -> Option<u16> {
+        let store = self.route.rate_limit.as_ref()?;
+        let decision = store
+            .check_request(self.client_ip, &self.req.headers, Instant::now())
+            .await?;
+        if decision.allowed {
+            self.ctx.rate = Some(decision);
+            return None;
+        }
+        self.route.rate_limited.inc();
+        let extra = [
+            ("Retry-After", decision.retry_after_secs().to_string()),
+            ("RateLimit-Limit", decision.limit.to_string()),
+            ("RateLimit-Remaining", decision.remaining.to_string()),
+        ];
+        Some(self.answer(429, &extra, None).await.0)
+    }
+
+    /// The request head for the backend, on the wire.
+    fn upstream_head(&self, wire: &mut Vec<u8>) -> pingora::Result<()> {
+        let mut up = self.req.clone();
+        headers::strip_request_hop_by_hop(&mut up);
+        proxy::rewrite_request(
+            Some(self.route),
+            self.req,
+            &mut up,
+            self.client_ip,
+            self.site.scheme,
+        )?;
+        head::write_request(&up, wire);
+        Ok(())
+    }
+
+    /// Sends the request on `conn` and reads the response head. Returns it
+    /// with the bytes read after it.
+    async fn exchange(
+        &mut self,
+        conn: &mut TcpStream,
+        wire: &[u8],
+    ) -> Result<(head::Response, Vec<u8>), Failed> {
+        let read_timeout = self.route.upstream.spec.read_timeout;
+        // The head and whatever of the body is already here, in one write.
+        let mut out = Vec::with_capacity(wire.len() + 256);
+        out.extend_from_slice(wire);
+        let inline = self.client.take_buffered(self.body_len as usize, &mut out) as u64;
+        let bodiless = self.body_len == 0;
+        let written = tokio::time::timeout(read_timeout, conn.write_all(&out)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) if bodiless => return Err(Failed::Stale),
+            Ok(Err(_)) => return Err(Failed::Backend),
+            Err(_) => return Err(Failed::Timeout),
+        }
+        if inline < self.body_len {
+            let framing = Framing::Length(self.body_len - inline);
+            let timeout = self.client_timeout;
+            // The body is read from the client as it comes: a failed read
+            // is the client's, a failed write the backend's.
+            match body::relay(self.client, conn, framing, &[], timeout).await {
+                Ok(_) => {}
+                Err(Broken::From) => return Err(Failed::Client),
+                Err(Broken::To) => return Err(Failed::Backend),
+            }
+        }
+        let head_request = self.req.method == http::Method::HEAD;
+        let mut buf: Vec<u8> = Vec::with_capacity(body::CHUNK);
+        loop {
+            let had = buf.len();
+            buf.resize(had + body::CHUNK, 0);
+            let n = match tokio::time::timeout(read_timeout, conn.read(&mut buf[had..])).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) if had == 0 && bodiless => return Err(Failed::Stale),
+                Ok(Err(_)) => return Err(Failed::Backend),
+                Err(_) => return Err(Failed::Timeout),
+            };
+            buf.truncate(had + n);
+            if n == 0 {
+                return Err(if had == 0 && bodiless {
+                    Failed::Stale
+                } else {
+                    Failed::Backend
+                });
+            }
+            // Interim responses (100, 103) are not passed on.
+            loop {
+                match head::response(&buf, head_request) {
+                    Parsed::Partial if buf.len() > MAX_RESPONSE_HEAD => {
+                        return Err(Failed::Backend)
+                    }
+                    Parsed::Partial => break,
+                    Parsed::Malformed => return Err(Failed::Backend),
+                    Parsed::Done(r) if r.header.status.as_u16() == 101 => {
+                        return Err(Failed::Backend)
+                    }
+                    Parsed::Done(r) if r.header.status.is_informational() => {
+                        buf.drain(..r.head_len);
+                    }
+                    Parsed::Done(r) => {
+                        let rest = buf.split_off(r.head_len);
+                        return Ok((*r, rest));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes the backend's response on to the client.
+    async fn respond(
+        &mut self,
+        mut conn: TcpStream,
+        index: usize,
+        mut resp: head::Response,
+        rest: Vec<u8>,
+        client_close: bool,
+        shutdown: &ShutdownWatch,
+    ) -> (u16, Option<Outcome>, bool) {
+        let status = resp.header.status.as_u16();
+        self.ctx.upstream_status = Some(status);
+        let outcome = if status >= 500 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        let keep = !client_close
+            && resp.framing != Framing::UntilClose
+            && !*shutdown.borrow()
+            && !drain::handing_over();
+        if proxy::rewrite_response(&mut resp.header, self.ctx).is_err() {
+            return self.answer(502, &[], Some(Outcome::Failure)).await;
+        }
+        // Said either way, as Pingora's HTTP/1 server does.
+        let connection = if keep { "keep-alive" } else { "close" };
+        let _ = resp
+            .header
+            .insert_header(http::header::CONNECTION, connection);
+        let mut wire = Vec::with_capacity(256);
+        head::write_response(&resp.header, &mut wire);
+        if self.client.write_all(&wire).await.is_err() {
+            return (status, None, false);
+        }
+        let read_timeout = self.route.upstream.spec.read_timeout;
+        let relayed = body::relay(
+            &mut conn,
+            &mut Counted(self),
+            resp.framing,
+            &rest,
+            read_timeout,
+        )
+        .await;
+        let flushed = tokio::time::timeout(self.client_timeout, self.client.flush()).await;
+        match relayed {
+            Ok(left) => {
+                if resp.reusable && left.is_empty() {
+                    self.route.idle.put(index, conn);
+                }
+                let client_ok = matches!(flushed, Ok(Ok(())));
+                (status, Some(outcome), keep && client_ok)
+            }
+            // Cut short by the backend: the client must not mistake the
+            // response for complete, so its connection closes.
+            Err(Broken::From) => (status, Some(Outcome::Failure), false),
+            Err(Broken::To) => (status, None, false),
+        }
+    }
+
+    /// Answers `code` itself (and closes): the status, the breaker outcome,
+    /// keep-alive off.
+    async fn answer(
+        &mut self,
+        code: u16,
+        extra: &[(&'static str, String)],
+        outcome: Option<Outcome>,
+    ) -> (u16, Option<Outcome>, bool) {
+        self.ctx.own_status = Some(code);
+        let wire = answer::bytes(code, extra);
+        let written = async {
+            self.client.write_all(&wire).await?;
+            self.client.flush().await
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(self.client_timeout, written).await {
+            log::debug!("could not send {code} to the client: {e}");
+        }
+        (code, outcome, false)
+    }
+}
+
+/// The client side of a response body: counts what is sent.
+struct Counted<'e, 'a>(&'e mut Exchange<'a>);
+
+impl tokio::io::AsyncWrite for Counted<'_, '_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self.0;
+        let polled = std::pin::Pin::new(&mut *this.client).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            this.sent += n;
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0.client).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0.client).poll_shutdown(cx)
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let conn = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    conn.set_nodelay(true)?;
+    Ok(conn)
+}
