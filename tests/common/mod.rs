@@ -258,12 +258,23 @@ pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Option<Response> {
         loop {
             let mut size = String::new();
             r.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).ok()?;
+            let digits = size.split(';').next().unwrap_or("").trim();
+            let n = usize::from_str_radix(digits, 16).ok()?;
             if n == 0 {
+                // Trailer lines, up to the blank line.
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).ok()? == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    let (k, v) = line.trim_end().split_once(':')?;
+                    resp.headers
+                        .push((k.trim().to_string(), v.trim().to_string()));
+                }
                 break;
             }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
             body.extend_from_slice(&chunk[..n]);
         }
     } else if let Some(len) = resp.header("content-length") {
