@@ -64,16 +64,18 @@ where
         if done {
             return Ok(data[take..].to_vec());
         }
-        if buf.is_empty() {
-            buf = vec![0u8; CHUNK];
-        }
         // A length-framed body is read no further than its end: what
         // follows belongs to the next message.
         let want = match framing {
             Framing::Length(_) => left.min(CHUNK as u64) as usize,
             _ => CHUNK,
         };
-        let n = match tokio::time::timeout(gap, from.read(&mut buf[..want])).await {
+        // Into spare capacity: nothing is zeroed first.
+        buf.clear();
+        buf.reserve(want);
+        let n = match tokio::time::timeout(gap, (&mut *from).take(want as u64).read_buf(&mut buf))
+            .await
+        {
             Ok(Ok(n)) => n,
             _ => return Err(Broken::From),
         };
@@ -83,7 +85,7 @@ where
                 _ => Err(Broken::From),
             };
         }
-        data = &buf[..n];
+        data = &buf[..];
     }
 }
 

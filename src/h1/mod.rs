@@ -49,6 +49,8 @@ use head::{Framing, Parsed};
 
 /// The largest response head accepted from a backend.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Room for the first read of a response: its head and a small body.
+const RESPONSE_READ: usize = 8 * 1024;
 
 /// What became of a request offered to the forwarder.
 #[derive(Debug, PartialEq, Eq)]
@@ -319,17 +321,19 @@ impl Exchange<'_> {
             }
         }
         let head_request = self.req.method == http::Method::HEAD;
-        let mut buf: Vec<u8> = Vec::with_capacity(body::CHUNK);
+        // Read into spare capacity: nothing is zeroed first.
+        let mut buf: Vec<u8> = Vec::with_capacity(RESPONSE_READ);
         loop {
             let had = buf.len();
-            buf.resize(had + body::CHUNK, 0);
-            let n = match tokio::time::timeout(read_timeout, conn.read(&mut buf[had..])).await {
+            if buf.capacity() - had < RESPONSE_READ / 2 {
+                buf.reserve(RESPONSE_READ);
+            }
+            let n = match tokio::time::timeout(read_timeout, conn.read_buf(&mut buf)).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(_)) if had == 0 && bodiless => return Err(Failed::Stale),
                 Ok(Err(_)) => return Err(Failed::Backend),
                 Err(_) => return Err(Failed::Timeout),
             };
-            buf.truncate(had + n);
             if n == 0 {
                 return Err(if had == 0 && bodiless {
                     Failed::Stale

@@ -7,7 +7,7 @@
 //! Pingora's standard upstream policy (we only restore `TE: trailers`), on
 //! responses here.
 
-use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE, UPGRADE};
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -46,25 +46,42 @@ pub fn set_forwarding(
     Ok(())
 }
 
-/// Names of the hop-by-hop headers in `headers`: the fixed set plus those
-/// listed in `Connection`.
-fn hop_by_hop(headers: &http::HeaderMap) -> Vec<HeaderName> {
-    let mut names = vec![
-        CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ];
-    for v in headers.get_all(CONNECTION) {
-        if let Ok(s) = v.to_str() {
-            for token in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                if let Ok(n) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
-                    names.push(n);
-                }
-            }
-        }
-    }
+/// Names of the hop-by-hop headers present in `headers`: those in `fixed`
+/// and those listed in `Connection`. Found in one pass over the names, so
+/// the usual request, which has none, costs no map lookups.
+fn hop_by_hop(headers: &http::HeaderMap, fixed: &[&str]) -> Vec<HeaderName> {
+    let nominated: Vec<String> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| fixed.contains(&k.as_str()) || nominated.iter().any(|n| n == k.as_str()))
+        .cloned()
+        .collect();
+    names.dedup();
     names
 }
+
+/// Dropped from responses (besides those `Connection` names).
+const RESPONSE_HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "upgrade"];
+/// Dropped from requests, as Pingora's standard upstream policy does.
+const REQUEST_HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
 
 /// Drops the request's hop-by-hop headers on the HTTP/1 path ([`crate::h1`]),
 /// as Pingora's standard upstream policy does on its own: those named in
@@ -72,19 +89,8 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<HeaderName> {
 /// `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
 /// `Transfer-Encoding`, `Upgrade` and `HTTP2-Settings`.
 pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
-    for name in hop_by_hop(&req.headers) {
+    for name in hop_by_hop(&req.headers, &REQUEST_HOP_BY_HOP) {
         req.remove_header(&name);
-    }
-    for name in [
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "http2-settings",
-    ] {
-        req.remove_header(name);
     }
 }
 
@@ -118,10 +124,9 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
     if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
         return;
     }
-    for name in hop_by_hop(&resp.headers) {
+    for name in hop_by_hop(&resp.headers, &RESPONSE_HOP_BY_HOP) {
         resp.remove_header(&name);
     }
-    resp.remove_header(&UPGRADE);
 }
 
 #[cfg(test)]
