@@ -3,13 +3,12 @@
 //! naming it, any extra headers (429's `Retry-After`), and the connection
 //! closed after it.
 
+use crate::proxy::respond;
+
 /// The whole response for `code`.
 pub fn bytes(code: u16, extra: &[(&'static str, String)]) -> Vec<u8> {
-    let reason = http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let body = format!("{code} {reason}\n");
+    let reason = respond::reason(code);
+    let body = respond::body_for(code);
     let mut out = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
         body.len()

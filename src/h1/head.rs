@@ -40,20 +40,20 @@ pub fn request(head: &[u8]) -> Option<Request> {
     for line in parsed.headers.iter() {
         let value = HeaderValue::from_bytes(line.value).ok()?;
         let name = bytes::Bytes::copy_from_slice(line.name.as_bytes());
-        let lower = line.name;
-        if lower.eq_ignore_ascii_case(HOST.as_str()) {
+        let field = line.name;
+        if field.eq_ignore_ascii_case(HOST.as_str()) {
             hosts += 1;
-        } else if lower.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
+        } else if field.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
             if body_len.is_some() {
                 return None;
             }
             body_len = Some(plain_number(line.value)?);
-        } else if lower.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str())
-            || lower.eq_ignore_ascii_case(UPGRADE.as_str())
-            || lower.eq_ignore_ascii_case(EXPECT.as_str())
+        } else if field.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str())
+            || field.eq_ignore_ascii_case(UPGRADE.as_str())
+            || field.eq_ignore_ascii_case(EXPECT.as_str())
         {
             return None;
-        } else if lower.eq_ignore_ascii_case("connection") {
+        } else if field.eq_ignore_ascii_case("connection") {
             close |= has_token(line.value, b"close");
         }
         header.append_header(name, value).ok()?;

@@ -208,18 +208,12 @@ impl Exchange<'_> {
                 Some(c) => Ok(c),
                 None => connect(addr, spec.connect_timeout).await,
             };
+            self.ctx.attempt = Some(attempt);
             let mut conn = match conn {
                 Ok(c) => c,
-                Err(e) => {
-                    log::warn!("connect to {addr} failed: {e}");
-                    self.route.upstream.report(attempt, Outcome::Failure);
-                    if self.ctx.tried.len() <= spec.retries as usize {
-                        continue;
-                    }
-                    return self.answer(502, &[], None).await;
-                }
+                Err(e) if self.connect_failed(addr, &e) => continue,
+                Err(_) => return self.answer(502, &[], None).await,
             };
-            self.ctx.attempt = Some(attempt);
             let mut result = self.exchange(&mut conn, &wire).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
@@ -228,17 +222,9 @@ impl Exchange<'_> {
                         conn = c;
                         result = self.exchange(&mut conn, &wire).await;
                     }
-                    Err(e) => {
-                        // The backend is gone: a connect failure like any other.
-                        log::warn!("connect to {addr} failed: {e}");
-                        if let Some(attempt) = self.ctx.attempt.take() {
-                            self.route.upstream.report(attempt, Outcome::Failure);
-                        }
-                        if self.ctx.tried.len() <= spec.retries as usize {
-                            continue;
-                        }
-                        return self.answer(502, &[], None).await;
-                    }
+                    // The backend is gone: a connect failure like any other.
+                    Err(e) if self.connect_failed(addr, &e) => continue,
+                    Err(_) => return self.answer(502, &[], None).await,
                 }
             }
             return match result {
@@ -253,6 +239,16 @@ impl Exchange<'_> {
                 Err(Failed::Client) => (499, None, false),
             };
         }
+    }
+
+    /// Reports the current attempt's failed connect to the breaker; true
+    /// when `retries` allow another backend.
+    fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> bool {
+        log::warn!("connect to {addr} failed: {e}");
+        if let Some(attempt) = self.ctx.attempt.take() {
+            self.route.upstream.report(attempt, Outcome::Failure);
+        }
+        self.ctx.tried.len() <= self.route.upstream.spec.retries as usize
     }
 
     /// The route's rate limit: `Some(429)` when it denied (and was answered).

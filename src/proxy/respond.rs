@@ -30,15 +30,24 @@ pub fn status_for(e: &Error) -> u16 {
     }
 }
 
+/// The reason phrase for `code` (`Error` when it has none).
+pub fn reason(code: u16) -> &'static str {
+    http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+/// The short `text/plain` body of an answer switchyard makes: `502 Bad Gateway\n`.
+pub fn body_for(code: u16) -> String {
+    format!("{code} {}\n", reason(code))
+}
+
 /// Writes `code` with a short text body (plus `extra` headers) and closes
 /// the client connection afterwards. Does nothing if a response has already
 /// started.
 pub async fn answer(session: &mut Session, code: u16, extra: &[(&'static str, String)]) {
-    let reason = http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let body = Bytes::from(format!("{code} {reason}\n"));
+    let body = Bytes::from(body_for(code));
     let resp = ResponseHeader::build(code, Some(3)).and_then(|mut r| {
         r.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
         r.insert_header(http::header::CONTENT_LENGTH, body.len())?;
