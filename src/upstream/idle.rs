@@ -8,34 +8,55 @@
 //! such a connection is dropped. One that stayed idle longer than
 //! [`IDLE_LIMIT`] is dropped too: backends close idle connections on their
 //! own schedule, and an old one is the likeliest to be half-closed.
+//!
+//! Each worker thread runs its own runtime, and a socket's readiness comes
+//! from the reactor of the runtime that opened it; so every thread keeps its
+//! own stacks (a shard) and reuses only the connections it opened.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-/// Idle connections kept per backend; more are closed when released.
-pub const MAX_IDLE_PER_BACKEND: usize = 256;
+/// Idle connections kept per backend and thread; more are closed when
+/// released. (256 made a 1,000-connection load reconnect constantly.)
+pub const MAX_IDLE_PER_BACKEND: usize = 1024;
 /// An idle connection older than this is closed instead of reused.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Threads with stacks of their own; threads beyond this share them.
+const SHARDS: usize = 16;
 
 /// Idle connections to one backend, each with the time it was released.
 type Stack = Mutex<Vec<(TcpStream, Instant)>>;
 
 pub struct IdleConns {
-    per_backend: Box<[Stack]>,
+    backends: usize,
+    /// `SHARDS` × `backends` stacks: shard-major.
+    stacks: Box<[Stack]>,
 }
 
 impl IdleConns {
     pub fn new(backends: usize) -> Self {
         Self {
-            per_backend: (0..backends).map(|_| Mutex::new(Vec::new())).collect(),
+            backends,
+            stacks: (0..backends * SHARDS)
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
         }
+    }
+
+    /// This thread's stack for backend `index`.
+    fn stack(&self, index: usize) -> Option<&Stack> {
+        if index >= self.backends {
+            return None;
+        }
+        self.stacks.get(shard() * self.backends + index)
     }
 
     /// A usable idle connection to backend `index`, if there is one.
     pub fn take(&self, index: usize) -> Option<TcpStream> {
-        let stack = self.per_backend.get(index)?;
+        let stack = self.stack(index)?;
         loop {
             let (conn, since) = lock(stack).pop()?;
             if since.elapsed() < IDLE_LIMIT && still_idle(&conn) {
@@ -46,7 +67,7 @@ impl IdleConns {
 
     /// Keeps `conn` for the next request to backend `index`.
     pub fn put(&self, index: usize, conn: TcpStream) {
-        let Some(stack) = self.per_backend.get(index) else {
+        let Some(stack) = self.stack(index) else {
             return;
         };
         let mut stack = lock(stack);
@@ -55,10 +76,20 @@ impl IdleConns {
         }
     }
 
-    /// Idle connections held for backend `index`.
+    /// Idle connections held for backend `index` by this thread.
     pub fn idle(&self, index: usize) -> usize {
-        self.per_backend.get(index).map_or(0, |s| lock(s).len())
+        self.stack(index).map_or(0, |s| lock(s).len())
     }
+}
+
+/// This thread's shard, fixed at its first use.
+fn shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
