@@ -12,7 +12,8 @@
 //! the fd table handed over on `upgrade`, `SO_REUSEADDR`, a 65,535 backlog,
 //! `TCP_NODELAY` on accepted sockets, a 60 s limit on the TLS handshake, and
 //! on shutdown the listener stops accepting while connections carry on
-//! until the runtime stops after the grace period.
+//! until the runtime stops after the grace period. Each connection runs on
+//! one of the listener's per-thread runtimes (see `server::server_conf`).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -91,13 +92,18 @@ where
             };
             match accepted {
                 Ok((socket, peer)) => {
-                    let conn = serve(
-                        connection(socket, peer),
-                        Arc::clone(&app),
-                        tls.clone(),
-                        shutdown.clone(),
-                    );
-                    tokio::spawn(conn);
+                    // One of the listener's per-thread runtimes, picked as
+                    // Pingora's own listener does; the socket moves to that
+                    // runtime's reactor, so its events wake its own thread.
+                    let Ok(socket) = socket.into_std() else {
+                        continue;
+                    };
+                    let (app, tls, shutdown) = (Arc::clone(&app), tls.clone(), shutdown.clone());
+                    pingora_runtime::current_handle().spawn(async move {
+                        if let Ok(socket) = TcpStream::from_std(socket) {
+                            serve(connection(socket, peer), app, tls, shutdown).await;
+                        }
+                    });
                 }
                 Err(e) => {
                     log::error!("{}: accept failed: {e}", self.name);
