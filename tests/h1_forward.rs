@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// One worker thread: idle backend connections are kept per thread, and
+/// these tests count backend connections.
 fn proxy_to(backend: SocketAddr) -> Proxy {
     Proxy::start(&format!(
-        "admin: {{ listen: \"{{ADMIN}}\" }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ read_timeout: 2s, backends: [{{ addr: \"{backend}\" }}] }}\n"
+        "server: {{ threads: 1 }}\nadmin: {{ listen: \"{{ADMIN}}\" }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ read_timeout: 2s, backends: [{{ addr: \"{backend}\" }}] }}\n"
     ))
 }
 
