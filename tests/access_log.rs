@@ -41,7 +41,14 @@ fn one_json_line_per_request_and_sigusr1_reopens() {
 
     let got = wait_lines(&path, 3);
     assert_eq!(got.len(), 3, "{got:?}");
-    let (ok_line, not_found, bad_gateway) = (&got[0], &got[1], &got[2]);
+    // A line is queued once its response is written; with several worker
+    // threads the next request's line may come first, so find them by status.
+    let by_status = |code: u16| {
+        got.iter()
+            .find(|l| l["status"] == code)
+            .unwrap_or_else(|| panic!("no {code} line: {got:?}"))
+    };
+    let (ok_line, not_found, bad_gateway) = (by_status(200), by_status(404), by_status(502));
 
     let time = ok_line["time"].as_str().unwrap();
     assert!(
@@ -94,9 +101,9 @@ fn one_json_line_per_request_and_sigusr1_reopens() {
     assert!(after.iter().all(|l| l["path"] == "/after"), "{after:?}");
     let before = lines(&rotated);
     assert!(before.len() >= 3);
-    assert_eq!(
-        before[2]["path"], "/b",
-        "earlier lines stay in the moved file"
+    assert!(
+        before.iter().any(|l| l["path"] == "/b"),
+        "earlier lines stay in the moved file: {before:?}"
     );
     assert_eq!(proxy.get("site.test", "/").status, 200, "still serving");
 }
