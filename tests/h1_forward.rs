@@ -60,27 +60,55 @@ fn scripted(answer: fn(usize) -> (Vec<u8>, bool)) -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
-/// One request head plus its Content-Length body, as text.
+/// One request head plus its body (Content-Length or chunked), as text.
 fn read_request(r: &mut BufReader<TcpStream>) -> Option<String> {
     let mut text = String::new();
-    let mut len = 0;
+    let (mut len, mut chunked) = (0, false);
     loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+        let line = read_line(r)?;
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
             len = v.trim().parse().ok()?;
         }
+        chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
         text.push_str(&line);
         if line == "\r\n" {
             break;
+        }
+    }
+    if chunked {
+        // Chunks as sent, through the last chunk and the end of trailers.
+        loop {
+            let size = read_line(r)?;
+            text.push_str(&size);
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            let mut data = vec![0u8; n + 2];
+            r.read_exact(&mut data).ok()?;
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        loop {
+            let line = read_line(r)?;
+            text.push_str(&line);
+            if line == "\r\n" {
+                return Some(text);
+            }
         }
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).ok()?;
     text.push_str(&String::from_utf8_lossy(&body));
     Some(text)
+}
+
+fn read_line(r: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(n) if n > 0 => Some(line),
+        _ => None,
+    }
 }
 
 fn ok(body: &str) -> Vec<u8> {
@@ -211,4 +239,84 @@ fn a_head_response_has_no_body_whatever_its_length_says() {
         assert!(head.contains("Content-Length: 5\r\n"), "{head:?}");
     }
     assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+/// Header lines of a head, as (lowercase name, value), sorted; framing and
+/// connection headers left out.
+fn fields(head: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = head
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+        .filter(|(n, _)| {
+            !["content-length", "transfer-encoding", "connection", "date"].contains(&n.as_str())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn both_request_paths_rewrite_headers_alike() {
+    // The forwarder takes the Content-Length request; a chunked one goes
+    // through Pingora. The backend and the client must not tell them apart.
+    let (backend, seen) = scripted(|_| {
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: x\r\nX-Kept: yes\r\nX-Kept: twice\r\n\r\nok";
+        (answer.as_bytes().to_vec(), false)
+    });
+    let proxy = proxy_to(backend);
+    let headers = "Host: App.Example\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: 5\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\nTE: gzip, trailers\r\nTrailer: X-T\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.1\r\nX-Forwarded-Proto: gopher\r\nX-Forwarded-Host: evil.example\r\nCookie: a=b\r\nX-Normal: yes\r\n";
+    let forwarded = send(
+        proxy.http,
+        format!("POST /p?q=1 HTTP/1.1\r\n{headers}Content-Length: 2\r\n\r\nhi").as_bytes(),
+    );
+    let pingora = send(
+        proxy.http,
+        format!("POST /p?q=1 HTTP/1.1\r\n{headers}Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+            .as_bytes(),
+    );
+    let reqs = seen.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert!(
+        reqs.iter()
+            .all(|r| r.starts_with("POST /p?q=1 HTTP/1.1\r\n")),
+        "{reqs:?}"
+    );
+    let expected: Vec<(String, String)> = [
+        ("cookie", "a=b"),
+        ("host", "App.Example"),
+        ("te", "trailers"),
+        ("x-forwarded-for", "203.0.113.7, 198.51.100.1, 127.0.0.1"),
+        ("x-forwarded-host", "App.Example"),
+        ("x-forwarded-proto", "http"),
+        ("x-normal", "yes"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(fields(&reqs[0]), expected, "forwarder: {}", reqs[0]);
+    assert_eq!(fields(&reqs[1]), expected, "pingora: {}", reqs[1]);
+    for r in [&forwarded, &pingora] {
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+        let mut got: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| {
+                !["content-length", "transfer-encoding", "connection", "date"].contains(&n.as_str())
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("x-kept".to_string(), "twice".to_string()),
+                ("x-kept".to_string(), "yes".to_string())
+            ]
+        );
+    }
 }

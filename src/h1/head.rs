@@ -1,20 +1,38 @@
-//! Request and response heads on the wire: parsed with `httparse` into
-//! Pingora's header types (so routing, selection and header rewriting are
-//! the same code as on the Pingora path), and written back in HTTP/1.1 form.
+//! Request and response heads on the wire, parsed with `httparse` and
+//! rewritten in the same pass: the backend's request head and the client's
+//! response head are written straight from the received bytes, by the same
+//! header rules as the Pingora path ([`crate::proxy::headers`]). The
+//! client's request is also kept as Pingora's `RequestHeader`, so routing,
+//! selection, rate limits and the access log are the same code on both paths.
+
+use std::net::IpAddr;
 
 use http::header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderValue, Method};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
+
+use crate::proxy::headers::{
+    self, ResponseAdditions, REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, X_FORWARDED_FOR,
+    X_FORWARDED_HOST, X_FORWARDED_PROTO,
+};
+use crate::router::normalize_host;
 
 /// Most header lines a head may have here; a longer one goes to Pingora.
 const MAX_HEADERS: usize = 96;
 
-/// A client request this path can forward: its head, and its body length.
+/// A client request this path can forward.
 pub struct Request {
+    /// The request as received, for routing, selection and the log.
     pub header: RequestHeader,
+    /// Its host for routing (see [`crate::router::request_host`]).
+    pub host: String,
     pub body_len: u64,
     /// The client asked to close after this request.
     pub close: bool,
+    /// The header lines the backend gets, each ending in CRLF: the client's
+    /// less hop-by-hop and forwarding headers, then `TE: trailers` if asked
+    /// for and `X-Forwarded-*` (SPEC "Headers to backends").
+    pub fields: Vec<u8>,
 }
 
 /// Parses a complete request head. `None` means "not for this path": the
@@ -22,8 +40,9 @@ pub struct Request {
 /// status the SPEC names. Declined: anything but HTTP/1.1, CONNECT, upgrades,
 /// `Expect`, `Transfer-Encoding` bodies, any `Content-Length` but one plain
 /// number, no or several `Host`, targets not in origin form, and anything
-/// `httparse` or `http` refuses.
-pub fn request(head: &[u8]) -> Option<Request> {
+/// `httparse` or `http` refuses. `client_ip` and `scheme` are for the
+/// forwarding headers.
+pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<Request> {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut lines);
     match parsed.parse(head) {
@@ -34,15 +53,21 @@ pub fn request(head: &[u8]) -> Option<Request> {
     if version != 1 || method == Method::CONNECT.as_str() || !path.starts_with('/') {
         return None;
     }
-    let mut header =
-        RequestHeader::build(method, path.as_bytes(), Some(parsed.headers.len())).ok()?;
-    let (mut hosts, mut body_len, mut close) = (0, None, false);
+    // Built as `http` parts: no case map (the backend's head is written from
+    // the received bytes), so no name is copied twice.
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = Method::from_bytes(method.as_bytes()).ok()?;
+    let mut map = http::HeaderMap::with_capacity(parsed.headers.len());
+    let (mut host, mut body_len, mut close) = (None, None, false);
+    let (mut connection, mut te, mut chain) = (Vec::new(), Vec::new(), Vec::new());
     for line in parsed.headers.iter() {
         let value = HeaderValue::from_bytes(line.value).ok()?;
-        let name = bytes::Bytes::copy_from_slice(line.name.as_bytes());
+        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
         let field = line.name;
         if field.eq_ignore_ascii_case(HOST.as_str()) {
-            hosts += 1;
+            if host.replace(line.value).is_some() {
+                return None;
+            }
         } else if field.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
             if body_len.is_some() {
                 return None;
@@ -54,17 +79,54 @@ pub fn request(head: &[u8]) -> Option<Request> {
         {
             return None;
         } else if field.eq_ignore_ascii_case("connection") {
-            close |= has_token(line.value, b"close");
+            close |= headers::has_token(line.value, b"close");
+            if headers::nominates(line.value) {
+                connection.push(line.value);
+            }
+        } else if field.eq_ignore_ascii_case("te") {
+            te.push(line.value);
+        } else if field.eq_ignore_ascii_case(X_FORWARDED_FOR) {
+            chain.push(line.value);
         }
-        header.append_header(name, value).ok()?;
+        map.try_append(name, value).ok()?;
     }
-    if hosts != 1 {
-        return None;
+    parts.headers = map;
+    let mut header = RequestHeader::from(parts);
+    header.set_raw_path(path.as_bytes()).ok()?;
+    let host = host?;
+    // As `router::request_host` reads it: a visible-ASCII value, or none.
+    let routing = match std::str::from_utf8(host) {
+        Ok(h) if headers::visible_ascii(host) => normalize_host(h),
+        _ => String::new(),
+    };
+    let mut fields = Vec::with_capacity(head.len() + 96);
+    for line in parsed.headers.iter() {
+        let name = line.name.as_bytes();
+        let ours = [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST]
+            .iter()
+            .any(|x| name.eq_ignore_ascii_case(x.as_bytes()));
+        if !ours && !headers::is_hop_by_hop(name, &REQUEST_HOP_BY_HOP, &connection) {
+            field(&mut fields, name, line.value);
+        }
     }
+    if headers::wants_trailers(te) {
+        field(&mut fields, b"te", b"trailers");
+    }
+    if let Some(ip) = client_ip {
+        field(
+            &mut fields,
+            X_FORWARDED_FOR.as_bytes(),
+            &headers::forwarded_for(chain, ip),
+        );
+    }
+    field(&mut fields, X_FORWARDED_PROTO.as_bytes(), scheme.as_bytes());
+    field(&mut fields, X_FORWARDED_HOST.as_bytes(), host);
     Some(Request {
         header,
+        host: routing,
         body_len: body_len.unwrap_or(0),
         close,
+        fields,
     })
 }
 
@@ -79,14 +141,18 @@ pub enum Framing {
     UntilClose,
 }
 
-/// A backend's response head.
+/// A backend's response head, and the client's made from it.
 pub struct Response {
-    pub header: ResponseHeader,
+    pub status: u16,
     pub framing: Framing,
     /// The connection can carry another request after this response.
     pub reusable: bool,
     /// Length of the head in the buffer it was parsed from.
     pub head_len: usize,
+    /// The client's head but for `Connection` and the blank line: the
+    /// status line, the backend's header lines less hop-by-hop ones (and
+    /// `Content-Length` beside `Transfer-Encoding`), then the additions.
+    pub head: Vec<u8>,
 }
 
 /// What reading a response head found.
@@ -98,8 +164,9 @@ pub enum Parsed {
 }
 
 /// Parses the response head at the start of `buf`, for a request that was
-/// `head_request` (HEAD responses have no body whatever they say).
-pub fn response(buf: &[u8], head_request: bool) -> Parsed {
+/// `head_request` (HEAD responses have no body whatever they say), and
+/// writes the client's head from it with `additions`.
+pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -> Parsed {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut lines);
     let head_len = match parsed.parse(buf) {
@@ -107,21 +174,16 @@ pub fn response(buf: &[u8], head_request: bool) -> Parsed {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Malformed,
     };
-    let (Some(code), Some(version)) = (parsed.code, parsed.version) else {
+    let (Some(status), Some(version)) = (parsed.code, parsed.version) else {
         return Parsed::Malformed;
     };
-    let Ok(mut header) = ResponseHeader::build(code, Some(parsed.headers.len())) else {
+    if !(100..=999).contains(&status) {
         return Parsed::Malformed;
-    };
-    if let Some(reason) = parsed.reason.filter(|r| !r.is_empty()) {
-        let _ = header.set_reason_phrase(Some(reason));
     }
     let (mut length, mut chunked, mut coded) = (None, false, false);
     let mut keep_alive = version == 1;
+    let mut connection = Vec::new();
     for line in parsed.headers.iter() {
-        let Ok(value) = HeaderValue::from_bytes(line.value) else {
-            return Parsed::Malformed;
-        };
         let name = line.name;
         if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
             match (plain_number(line.value), length) {
@@ -133,67 +195,84 @@ pub fn response(buf: &[u8], head_request: bool) -> Parsed {
             coded = true;
             chunked = last_coding_is_chunked(line.value);
         } else if name.eq_ignore_ascii_case("connection") {
-            if has_token(line.value, b"close") {
+            if headers::nominates(line.value) {
+                connection.push(line.value);
+            }
+            if headers::has_token(line.value, b"close") {
                 keep_alive = false;
-            } else if has_token(line.value, b"keep-alive") && version == 0 {
+            } else if headers::has_token(line.value, b"keep-alive") && version == 0 {
                 keep_alive = true;
             }
         }
-        if header
-            .append_header(bytes::Bytes::copy_from_slice(name.as_bytes()), value)
-            .is_err()
-        {
-            return Parsed::Malformed;
-        }
     }
-    let status = header.status.as_u16();
     let framing = if head_request || status == 204 || status == 304 || status < 200 {
         Framing::Empty
+    } else if coded && chunked {
+        Framing::Chunked
     } else if coded {
-        // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3), which
-        // must then not be passed on.
-        header.remove_header(&CONTENT_LENGTH);
-        if chunked {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
+        Framing::UntilClose
     } else {
         match length {
             Some(n) => Framing::Length(n),
             None => Framing::UntilClose,
         }
     };
+    let mut head = Vec::with_capacity(head_len + 128);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
+    let reason = match parsed.reason.filter(|r| !r.is_empty()) {
+        Some(r) => r,
+        None => http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or(""),
+    };
+    head.extend_from_slice(reason.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for line in parsed.headers.iter() {
+        let name = line.name.as_bytes();
+        // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3), which
+        // must then not be passed on.
+        let overridden = coded && name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes());
+        if !overridden
+            && !additions.replaces(name)
+            && !headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection)
+        {
+            field(&mut head, name, line.value);
+        }
+    }
+    for (name, value) in additions.fields() {
+        field(&mut head, name.as_bytes(), value.as_bytes());
+    }
     Parsed::Done(Box::new(Response {
-        header,
+        status,
         framing,
         reusable: keep_alive && framing != Framing::UntilClose,
         head_len,
+        head,
     }))
 }
 
-/// The request line and headers for the backend.
-pub fn write_request(req: &RequestHeader, out: &mut Vec<u8>) {
-    out.extend_from_slice(req.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(req.raw_path());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    req.header_to_h1_wire(out);
+/// One header line, CRLF-ended.
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
-/// The status line and headers for the client.
-pub fn write_response(resp: &ResponseHeader, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(resp.status.as_str().as_bytes());
+/// The request head for the backend: its request line, then `fields`.
+pub fn write_request(method: &Method, target: &[u8], fields: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    let reason = resp
-        .get_reason_phrase()
-        .or(resp.status.canonical_reason())
-        .unwrap_or("");
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    resp.header_to_h1_wire(out);
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.extend_from_slice(fields);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -203,11 +282,6 @@ fn plain_number(v: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(v).ok()?.parse().ok()
-}
-
-fn has_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 fn last_coding_is_chunked(v: &[u8]) -> bool {
@@ -220,17 +294,23 @@ fn last_coding_is_chunked(v: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn take(head: &[u8]) -> Request {
+        request(head, Some("10.0.0.9".parse().unwrap()), "http").unwrap()
+    }
+
+    fn text(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
     #[test]
     fn an_ordinary_request_is_taken() {
-        let r = request(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\n").unwrap();
+        let r = take(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\n");
         assert_eq!(r.header.uri.path(), "/a");
         assert_eq!(r.header.headers["x-y"], "z");
         assert_eq!(r.body_len, 0);
         assert!(!r.close);
-        let r = request(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap();
+        let r =
+            take(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
         assert_eq!(r.body_len, 5);
         assert!(r.close);
     }
@@ -249,12 +329,37 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
         ] {
-            assert!(request(head).is_none(), "{}", String::from_utf8_lossy(head));
+            assert!(
+                request(head, None, "http").is_none(),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
         }
     }
 
+    #[test]
+    fn the_backend_gets_the_clients_fields_less_hop_by_hop_plus_forwarding() {
+        let r = take(
+            b"GET / HTTP/1.1\r\nHost: A.example\r\nConnection: keep-alive, X-Private\r\n\
+              X-Private: 1\r\nKeep-Alive: 5\r\nTE: gzip, trailers\r\nProxy-Authorization: Basic x\r\n\
+              X-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\nX-Forwarded-Proto: gopher\r\n\
+              X-Forwarded-Host: evil\r\nX-Kept: 1\r\n\r\n",
+        );
+        assert_eq!(
+            text(&r.fields),
+            "Host: A.example\r\nX-Kept: 1\r\nte: trailers\r\n\
+             x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n\
+             x-forwarded-proto: http\r\nx-forwarded-host: A.example\r\n"
+        );
+        let r = request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", None, "https").unwrap();
+        assert_eq!(
+            text(&r.fields),
+            "Host: a\r\nx-forwarded-proto: https\r\nx-forwarded-host: a\r\n"
+        );
+    }
+
     fn done(buf: &[u8], head: bool) -> Response {
-        match response(buf, head) {
+        match response(buf, head, &ResponseAdditions::default()) {
             Parsed::Done(r) => *r,
             _ => panic!("not parsed: {}", String::from_utf8_lossy(buf)),
         }
@@ -276,7 +381,10 @@ mod tests {
             false,
         );
         assert_eq!(r.framing, Framing::Chunked);
-        assert!(!r.header.headers.contains_key("content-length"));
+        assert_eq!(
+            text(&r.head),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+        );
         let r = done(b"HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!((r.framing, r.reusable), (Framing::UntilClose, false));
         let r = done(
@@ -287,33 +395,64 @@ mod tests {
         let r = done(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false);
         assert!(!r.reusable);
         assert!(matches!(
-            response(b"HTTP/1.1 200 OK\r\nContent-Le", false),
+            response(b"HTTP/1.1 200 OK\r\nContent-Le", false, &Default::default()),
             Parsed::Partial
         ));
         assert!(matches!(
             response(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                false
+                false,
+                &Default::default()
             ),
             Parsed::Malformed
         ));
     }
 
     #[test]
-    fn heads_are_written_in_http_1_1_form() {
-        let r = request(b"GET /p HTTP/1.1\r\nHost: x\r\nX-Case: 1\r\n\r\n").unwrap();
-        let mut out = Vec::new();
-        write_request(&r.header, &mut out);
-        assert_eq!(out, b"GET /p HTTP/1.1\r\nHost: x\r\nX-Case: 1\r\n\r\n");
-        let resp = done(
-            b"HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n\r\n",
+    fn the_client_gets_the_backends_fields_less_hop_by_hop_plus_additions() {
+        let r = done(
+            b"HTTP/1.1 404 Gone Fishing\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
+              Keep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
             false,
         );
-        let mut out = Vec::new();
-        write_response(&resp.header, &mut out);
         assert_eq!(
-            out,
-            b"HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n\r\n"
+            text(&r.head),
+            "HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n"
         );
+        let r = done(b"HTTP/1.1 599\r\n\r\n", false);
+        assert_eq!(text(&r.head), "HTTP/1.1 599 \r\n");
+        let r = done(b"HTTP/1.1 503\r\n\r\n", false);
+        assert_eq!(text(&r.head), "HTTP/1.1 503 Service Unavailable\r\n");
+
+        let mut ctx = crate::proxy::RequestCtx::new();
+        ctx.set_cookie = Some("sy=abc; Path=/".into());
+        ctx.rate = Some(crate::filters::rate_limit::Decision {
+            allowed: true,
+            remaining: 4,
+            limit: 5,
+            retry_after: std::time::Duration::ZERO,
+        });
+        let additions = ResponseAdditions::take(&mut ctx).unwrap();
+        let Parsed::Done(r) = response(
+            b"HTTP/1.1 200 OK\r\nratelimit-limit: 99\r\nSet-Cookie: app=1\r\n\r\n",
+            false,
+            &additions,
+        ) else {
+            panic!("not parsed")
+        };
+        assert_eq!(
+            text(&r.head),
+            "HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nSet-Cookie: sy=abc; Path=/\r\n\
+             RateLimit-Limit: 5\r\nRateLimit-Remaining: 4\r\n"
+        );
+    }
+
+    #[test]
+    fn the_request_line_is_written_with_the_fields() {
+        let r = take(b"GET /p HTTP/1.1\r\nHost: x\r\nX-Case: 1\r\n\r\n");
+        let mut out = Vec::new();
+        write_request(&r.header.method, b"/q", &r.fields, &mut out);
+        assert!(text(&out).starts_with("GET /q HTTP/1.1\r\nHost: x\r\nX-Case: 1\r\n"));
+        assert!(text(&out).ends_with("\r\n\r\n"));
     }
 }

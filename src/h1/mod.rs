@@ -41,8 +41,7 @@ use tokio::net::TcpStream;
 
 use crate::config::UpstreamProtocol;
 use crate::http_guard::Prefixed;
-use crate::proxy::{self, choose, drain, framing, headers, RequestCtx, RouteRuntime, Site};
-use crate::router::request_host;
+use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
 use crate::upstream::breaker::Outcome;
 use body::Broken;
 use head::{Framing, Parsed};
@@ -99,22 +98,24 @@ impl Forwarder {
         head_len: usize,
         shutdown: &ShutdownWatch,
     ) -> Served {
-        let Some(req) = head::request(client.head(head_len)) else {
+        let client_ip = client.peer_ip();
+        let scheme = self.site.scheme;
+        let Some(req) = head::request(client.head(head_len), client_ip, scheme) else {
             return Served::Declined;
         };
+        // (`head::request` declined every framing `framing::ambiguity`
+        // refuses, and every target but origin form.)
         let mut header = req.header;
-        if framing::ambiguity(&header).is_some() || proxy::to_origin_form(&mut header).is_err() {
+        if proxy::to_origin_form(&mut header).is_err() {
             return Served::Declined;
         }
-        let host = request_host(&header);
-        let Some(route) = self.site.router.find(&host, header.uri.path()) else {
+        let Some(route) = self.site.router.find(&req.host, header.uri.path()) else {
             return Served::Declined;
         };
         if !forwardable(route) {
             return Served::Declined;
         }
         client.consume(head_len);
-        let client_ip = client.peer_ip();
         let mut ctx = RequestCtx::new();
         ctx.route = Some(Arc::clone(route));
         let mut exchange = Exchange {
@@ -122,6 +123,7 @@ impl Forwarder {
             route,
             client,
             req: &header,
+            fields: &req.fields,
             body_len: req.body_len,
             client_ip,
             ctx: &mut ctx,
@@ -157,6 +159,8 @@ struct Exchange<'a> {
     client: &'a mut Prefixed,
     /// The request as routed.
     req: &'a pingora::http::RequestHeader,
+    /// Its header lines for the backend ([`head::Request::fields`]).
+    fields: &'a [u8],
     body_len: u64,
     client_ip: Option<std::net::IpAddr>,
     ctx: &'a mut RequestCtx,
@@ -176,11 +180,12 @@ impl Exchange<'_> {
         if let Some(status) = self.rate_limited().await {
             return (status, None, false);
         }
-        let mut wire = Vec::with_capacity(512);
-        if let Err(e) = self.upstream_head(&mut wire) {
-            log::debug!("request not forwardable: {e}");
-            return self.answer(400, &[], None).await;
-        }
+        let mut wire = Vec::with_capacity(self.fields.len() + 256);
+        let target = proxy::upstream_target(Some(self.route), self.req);
+        let target = target
+            .as_ref()
+            .map_or(self.req.raw_path(), |t| t.as_bytes());
+        head::write_request(&self.req.method, target, self.fields, &mut wire);
         let spec = &self.route.upstream.spec;
         loop {
             let Some(attempt) = choose::choose(
@@ -209,18 +214,21 @@ impl Exchange<'_> {
                 None => connect(addr, spec.connect_timeout).await,
             };
             self.ctx.attempt = Some(attempt);
+            let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
+                return self.answer(502, &[], Some(Outcome::Failure)).await;
+            };
             let mut conn = match conn {
                 Ok(c) => c,
                 Err(e) if self.connect_failed(addr, &e) => continue,
                 Err(_) => return self.answer(502, &[], None).await,
             };
-            let mut result = self.exchange(&mut conn, &wire).await;
+            let mut result = self.exchange(&mut conn, &wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
                 match connect(addr, spec.connect_timeout).await {
                     Ok(c) => {
                         conn = c;
-                        result = self.exchange(&mut conn, &wire).await;
+                        result = self.exchange(&mut conn, &wire, &additions).await;
                     }
                     // The backend is gone: a connect failure like any other.
                     Err(e) if self.connect_failed(addr, &e) => continue,
@@ -270,27 +278,13 @@ impl Exchange<'_> {
         Some(self.answer(429, &extra, None).await.0)
     }
 
-    /// The request head for the backend, on the wire.
-    fn upstream_head(&self, wire: &mut Vec<u8>) -> pingora::Result<()> {
-        let mut up = self.req.clone();
-        headers::strip_request_hop_by_hop(&mut up);
-        proxy::rewrite_request(
-            Some(self.route),
-            self.req,
-            &mut up,
-            self.client_ip,
-            self.site.scheme,
-        )?;
-        head::write_request(&up, wire);
-        Ok(())
-    }
-
     /// Sends the request on `conn` and reads the response head. Returns it
     /// with the bytes read after it.
     async fn exchange(
         &mut self,
         conn: &mut TcpStream,
         wire: &[u8],
+        additions: &headers::ResponseAdditions,
     ) -> Result<(head::Response, Vec<u8>), Failed> {
         let read_timeout = self.route.upstream.spec.read_timeout;
         // The head and whatever of the body is already here, in one write.
@@ -339,16 +333,14 @@ impl Exchange<'_> {
             }
             // Interim responses (100, 103) are not passed on.
             loop {
-                match head::response(&buf, head_request) {
+                match head::response(&buf, head_request, additions) {
                     Parsed::Partial if buf.len() > MAX_RESPONSE_HEAD => {
                         return Err(Failed::Backend)
                     }
                     Parsed::Partial => break,
                     Parsed::Malformed => return Err(Failed::Backend),
-                    Parsed::Done(r) if r.header.status.as_u16() == 101 => {
-                        return Err(Failed::Backend)
-                    }
-                    Parsed::Done(r) if r.header.status.is_informational() => {
+                    Parsed::Done(r) if r.status == 101 => return Err(Failed::Backend),
+                    Parsed::Done(r) if r.status < 200 => {
                         buf.drain(..r.head_len);
                     }
                     Parsed::Done(r) => {
@@ -370,7 +362,7 @@ impl Exchange<'_> {
         client_close: bool,
         shutdown: &ShutdownWatch,
     ) -> (u16, Option<Outcome>, bool) {
-        let status = resp.header.status.as_u16();
+        let status = resp.status;
         self.ctx.upstream_status = Some(status);
         let outcome = if status >= 500 {
             Outcome::Failure
@@ -381,17 +373,14 @@ impl Exchange<'_> {
             && resp.framing != Framing::UntilClose
             && !*shutdown.borrow()
             && !drain::handing_over();
-        if proxy::rewrite_response(&mut resp.header, self.ctx).is_err() {
-            return self.answer(502, &[], Some(Outcome::Failure)).await;
-        }
         // Said either way, as Pingora's HTTP/1 server does.
-        let connection = if keep { "keep-alive" } else { "close" };
-        let _ = resp
-            .header
-            .insert_header(http::header::CONNECTION, connection);
-        let mut wire = Vec::with_capacity(256);
-        head::write_response(&resp.header, &mut wire);
-        if self.client.write_all(&wire).await.is_err() {
+        let connection: &[u8] = if keep {
+            b"Connection: keep-alive\r\n\r\n"
+        } else {
+            b"Connection: close\r\n\r\n"
+        };
+        resp.head.extend_from_slice(connection);
+        if self.client.write_all(&resp.head).await.is_err() {
             return (status, None, false);
         }
         let read_timeout = self.route.upstream.spec.read_timeout;

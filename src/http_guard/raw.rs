@@ -9,24 +9,24 @@
 //!   request smuggling feeds on; the SPEC wants 400.
 
 /// Why this head must be refused with 400, if it must. `head` ends with its
-/// blank line.
+/// blank line. (One pass over the line ends: this runs for every request.)
 pub fn problem(head: &[u8]) -> Option<&'static str> {
-    if head
-        .iter()
-        .enumerate()
-        .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-    {
-        return Some("bare LF line ending");
-    }
-    let mut length = false;
-    let mut coding = false;
-    for line in head.split(|b| *b == b'\n').skip(1) {
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            continue;
-        };
-        let name = &line[..colon];
-        length |= name.eq_ignore_ascii_case(b"content-length");
-        coding |= name.eq_ignore_ascii_case(b"transfer-encoding");
+    let (mut length, mut coding) = (false, false);
+    let mut line_start = 0;
+    for end in memchr::memchr_iter(b'\n', head) {
+        if end == 0 || head[end - 1] != b'\r' {
+            return Some("bare LF line ending");
+        }
+        // Header lines: all but the request line.
+        if line_start > 0 {
+            let line = &head[line_start..end];
+            if let Some(colon) = memchr::memchr(b':', line) {
+                let name = &line[..colon];
+                length |= name.eq_ignore_ascii_case(b"content-length");
+                coding |= name.eq_ignore_ascii_case(b"transfer-encoding");
+            }
+        }
+        line_start = end + 1;
     }
     (length && coding).then_some("both Content-Length and Transfer-Encoding")
 }

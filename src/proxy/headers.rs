@@ -6,31 +6,117 @@
 //! headers (RFC 9110 §7.6.1) are dropped in both directions: on requests by
 //! Pingora's standard upstream policy (we only restore `TE: trailers`), on
 //! responses here.
+//!
+//! The rules are written once, on raw names and values ([`is_hop_by_hop`],
+//! [`forwarded_for`], [`wants_trailers`]), and applied by both request paths:
+//! to Pingora's header maps below, and to heads on the wire by the HTTP/1
+//! forwarder ([`crate::h1::head`]).
+
+use std::net::IpAddr;
 
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE};
 use pingora::http::{RequestHeader, ResponseHeader};
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Dropped from responses (besides those `Connection` names).
+pub const RESPONSE_HOP_BY_HOP: [&str; 4] =
+    ["connection", "keep-alive", "proxy-connection", "upgrade"];
+/// Dropped from requests, as Pingora's standard upstream policy does.
+pub const REQUEST_HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// The hop-by-hop rule: `name` is one of `fixed`, or a token of one of the
+/// message's `Connection` values.
+pub fn is_hop_by_hop(name: &[u8], fixed: &[&str], connection: &[&[u8]]) -> bool {
+    fixed
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+        || connection.iter().any(|v| has_token(v, name))
+}
+
+/// A `Connection` value that may name headers: anything but the usual
+/// plain `keep-alive` or `close`, which name none (this saves a scan of
+/// every header line against it).
+pub fn nominates(value: &[u8]) -> bool {
+    !(value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close"))
+}
+
+/// `value` is a comma-separated list with `token` in it (any case).
+pub fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// The `X-Forwarded-For` value for the backend: the chain the client sent
+/// (each value that is visible ASCII), then the peer: "a, b, peer".
+pub fn forwarded_for<'v>(chain: impl IntoIterator<Item = &'v [u8]>, peer: IpAddr) -> Vec<u8> {
+    let mut value = Vec::new();
+    for v in chain.into_iter().filter(|v| visible_ascii(v)) {
+        value.extend_from_slice(v);
+        value.extend_from_slice(b", ");
+    }
+    write_ip(&mut value, peer);
+    value
+}
+
+/// `ip` as text, IPv4 without the formatting machinery (this runs per
+/// request).
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => out.extend_from_slice(ip.to_string().as_bytes()),
+    }
+}
+
+/// The client's `TE` values name `trailers`, which RFC 9110 §10.1.4 lets
+/// through (the rest of `TE` is hop-by-hop).
+pub fn wants_trailers<'v>(te: impl IntoIterator<Item = &'v [u8]>) -> bool {
+    te.into_iter().any(|v| has_token(v, b"trailers"))
+}
+
+/// What `http::HeaderValue::to_str` accepts.
+pub fn visible_ascii(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
+}
 
 /// Sets the forwarding headers on the request to the backend. (The Host
 /// value is shared and the proto is static: only X-Forwarded-For is built.)
 pub fn set_forwarding(
     req: &mut RequestHeader,
-    client_ip: Option<std::net::IpAddr>,
+    client_ip: Option<IpAddr>,
     proto: &'static str,
 ) -> pingora::Result<()> {
     let host = req.headers.get(HOST).cloned();
     if let Some(ip) = client_ip {
-        // Any (visible-ASCII) chain the client sent, then the peer: "a, b, peer".
-        let mut value = Vec::new();
         let chain = req.headers.get_all(X_FORWARDED_FOR).iter();
-        for v in chain.filter(|v| v.to_str().is_ok()) {
-            value.extend_from_slice(v.as_bytes());
-            value.extend_from_slice(b", ");
-        }
-        value.extend_from_slice(ip.to_string().as_bytes());
+        let value = forwarded_for(chain.map(HeaderValue::as_bytes), ip);
         let value = HeaderValue::from_bytes(&value).map_err(|_| {
             pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "x-forwarded-for")
         })?;
@@ -46,52 +132,22 @@ pub fn set_forwarding(
     Ok(())
 }
 
-/// Names of the hop-by-hop headers present in `headers`: those in `fixed`
-/// and those listed in `Connection`. Found in one pass over the names, so
-/// the usual request, which has none, costs no map lookups.
+/// Names of the hop-by-hop headers present in `headers`, found in one pass
+/// over the names, so the usual request, which has none, costs no lookups.
 fn hop_by_hop(headers: &http::HeaderMap, fixed: &[&str]) -> Vec<HeaderName> {
-    let nominated: Vec<String> = headers
+    let connection: Vec<&[u8]> = headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
+        .map(HeaderValue::as_bytes)
+        .filter(|v| nominates(v))
         .collect();
     let mut names: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| fixed.contains(&k.as_str()) || nominated.iter().any(|n| n == k.as_str()))
+        .filter(|k| is_hop_by_hop(k.as_str().as_bytes(), fixed, &connection))
         .cloned()
         .collect();
     names.dedup();
     names
-}
-
-/// Dropped from responses (besides those `Connection` names).
-const RESPONSE_HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "upgrade"];
-/// Dropped from requests, as Pingora's standard upstream policy does.
-const REQUEST_HOP_BY_HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
-
-/// Drops the request's hop-by-hop headers on the HTTP/1 path ([`crate::h1`]),
-/// as Pingora's standard upstream policy does on its own: those named in
-/// `Connection`, then `Connection`, `Keep-Alive`, `Proxy-Connection`,
-/// `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
-/// `Transfer-Encoding`, `Upgrade` and `HTTP2-Settings`.
-pub fn strip_request_hop_by_hop(req: &mut RequestHeader) {
-    for name in hop_by_hop(&req.headers, &REQUEST_HOP_BY_HOP) {
-        req.remove_header(&name);
-    }
 }
 
 /// Pingora's standard upstream policy already drops the request's hop-by-hop
@@ -103,16 +159,7 @@ pub fn restore_te_trailers(
     client: &RequestHeader,
     upstream: &mut RequestHeader,
 ) -> pingora::Result<()> {
-    let wants_trailers = client
-        .headers
-        .get_all(TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    if wants_trailers {
+    if wants_trailers(client.headers.get_all(TE).iter().map(HeaderValue::as_bytes)) {
         upstream.insert_header(TE, "trailers")?;
     }
     Ok(())
@@ -126,6 +173,61 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
     }
     for name in hop_by_hop(&resp.headers, &RESPONSE_HOP_BY_HOP) {
         resp.remove_header(&name);
+    }
+}
+
+/// What the client's response gains from its request (SPEC): the sticky
+/// cookie, appended, and the `RateLimit-*` headers, replacing any the
+/// backend sent. Both paths add exactly these.
+#[derive(Default)]
+pub struct ResponseAdditions {
+    set_cookie: Option<HeaderValue>,
+    rate: Option<[HeaderValue; 2]>,
+}
+
+const RATE_LIMIT: [&str; 2] = ["RateLimit-Limit", "RateLimit-Remaining"];
+
+impl ResponseAdditions {
+    /// Takes the cookie and the rate decision out of `ctx`.
+    pub fn take(ctx: &mut super::RequestCtx) -> pingora::Result<Self> {
+        let invalid =
+            |_| pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "response addition");
+        let set_cookie = match ctx.set_cookie.take() {
+            Some(c) => Some(HeaderValue::try_from(c).map_err(invalid)?),
+            None => None,
+        };
+        let rate = ctx
+            .rate
+            .as_ref()
+            .map(|d| [HeaderValue::from(d.limit), HeaderValue::from(d.remaining)]);
+        Ok(Self { set_cookie, rate })
+    }
+
+    /// The backend's header `name` gives way to one of ours.
+    pub fn replaces(&self, name: &[u8]) -> bool {
+        self.rate.is_some()
+            && RATE_LIMIT
+                .iter()
+                .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+    }
+
+    /// The added headers, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
+        let cookie = self.set_cookie.iter().map(|c| ("Set-Cookie", c));
+        let rate = self.rate.iter().flat_map(|r| RATE_LIMIT.into_iter().zip(r));
+        cookie.chain(rate)
+    }
+
+    /// Adds them to a response head on the Pingora path.
+    pub fn apply(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+        for (name, value) in self.fields() {
+            if self.replaces(name.as_bytes()) {
+                resp.insert_header(name, value)?;
+            } else {
+                resp.append_header(name, value)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -159,6 +261,15 @@ mod tests {
     }
 
     #[test]
+    fn ip_addresses_are_written_as_text() {
+        for ip in ["0.0.0.0", "1.20.255.9", "100.10.1.0", "::1", "2001:db8::7"] {
+            let mut out = Vec::new();
+            write_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip.as_bytes());
+        }
+    }
+
+    #[test]
     fn te_trailers_survives_and_other_te_does_not() {
         let client = req(&[("TE", "gzip, trailers")]);
         let mut up = req(&[]);
@@ -168,22 +279,6 @@ mod tests {
         let mut up = req(&[]);
         restore_te_trailers(&client, &mut up).unwrap();
         assert!(!up.headers.contains_key("te"));
-    }
-
-    #[test]
-    fn drops_hop_by_hop_request_headers() {
-        let mut r = req(&[
-            ("Host", "a"),
-            ("Connection", "keep-alive, X-Private"),
-            ("X-Private", "1"),
-            ("Keep-Alive", "5"),
-            ("TE", "trailers"),
-            ("Proxy-Authorization", "Basic x"),
-            ("X-Kept", "1"),
-        ]);
-        strip_request_hop_by_hop(&mut r);
-        let names: Vec<_> = r.headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["host", "x-kept"]);
     }
 
     #[test]

@@ -289,27 +289,26 @@ pub(crate) fn rewrite_request(
     client_ip: Option<IpAddr>,
     scheme: &'static str,
 ) -> Result<()> {
-    if let Some(route) = route.filter(|r| r.strip_prefix) {
-        let pq = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let stripped = strip_prefix(&route.path_prefix, pq);
-        set_path_and_query(upstream, &stripped)?;
+    if let Some(target) = upstream_target(route, upstream) {
+        set_path_and_query(upstream, &target)?;
     }
     headers::restore_te_trailers(client, upstream)?;
     headers::set_forwarding(upstream, client_ip, scheme)
+}
+
+/// The target the backend gets when it is not the client's: the route's
+/// prefix stripped, when the route says so.
+pub(crate) fn upstream_target(route: Option<&RouteRuntime>, req: &RequestHeader) -> Option<String> {
+    let route = route.filter(|r| r.strip_prefix)?;
+    let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    Some(strip_prefix(&route.path_prefix, pq))
 }
 
 /// The response head the client gets: hop-by-hop headers out, then the
 /// sticky cookie and the `RateLimit-*` headers this request earned.
 pub(crate) fn rewrite_response(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     headers::strip_response_hop_by_hop(resp);
-    if let Some(cookie) = ctx.set_cookie.take() {
-        resp.append_header(http::header::SET_COOKIE, cookie)?;
-    }
-    if let Some(d) = &ctx.rate {
-        resp.insert_header("RateLimit-Limit", d.limit.to_string())?;
-        resp.insert_header("RateLimit-Remaining", d.remaining.to_string())?;
-    }
-    Ok(())
+    headers::ResponseAdditions::take(ctx)?.apply(resp)
 }
 
 /// What a finished attempt tells the circuit breaker: a 5xx, or an error on
