@@ -1,7 +1,7 @@
 //! The proxy's own backend choice, run on simulated time.
 //!
 //! A [`Pool`] is what [`Upstream`](crate::upstream::Upstream) is made of —
-//! the policy's `LoadBalancer<S>` built by the same `load_balancer` function
+//! the policy's selector walked by the same [`walk`](crate::upstream::Walk)
 //! over the same `members`, its [`LoadTable`], and a [`Breakers`] table — with
 //! one difference: every call takes the simulated `now` instead of reading
 //! the clock. [`Pool::select`] asks exactly what `Upstream::select` asks, in
@@ -25,9 +25,10 @@ use pingora::lb::selection::{BackendIter, BackendSelection};
 use super::events::Nanos;
 use crate::config::{BackendSpec, CircuitBreaker, Policy};
 use crate::upstream::breaker::{Breakers, Outcome, Permit, State};
+use crate::upstream::health::HealthEvents;
 use crate::upstream::load::{InflightGuard, LoadTable};
 use crate::upstream::selection::{self, SelectionContext};
-use crate::upstream::{load_balancer, members, Pick};
+use crate::upstream::{members, walk, Pick};
 
 /// One simulated upstream: policy, live load, breakers.
 pub struct Pool {
@@ -135,7 +136,8 @@ where
     S: BackendSelection<Config = SelectionContext> + Send + Sync + 'static,
     S::Iter: BackendIter,
 {
-    Arc::new(load_balancer::<S>(set, ctx))
+    let names = set.iter().map(|b| b.addr.to_string()).collect();
+    Arc::new(walk::<S>(&set, &ctx, HealthEvents::new("sim", names)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! start up. Every flip reaches [`HealthEvents`], which logs it and stamps
 //! when the backend came back, for slow start.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub struct HealthEvents {
     /// When each backend last came back up, in ns after `epoch`; 0 = never
     /// went down (or not since start).
     up_since: Box<[AtomicU64]>,
+    /// Each backend's health as the checks last flipped it (all start up,
+    /// as in Pingora).
+    up: Box<[AtomicBool]>,
 }
 
 impl HealthEvents {
@@ -38,6 +41,7 @@ impl HealthEvents {
         Arc::new(Self {
             upstream: upstream.to_string(),
             up_since: names.iter().map(|_| AtomicU64::new(0)).collect(),
+            up: names.iter().map(|_| AtomicBool::new(true)).collect(),
             names,
             epoch: Instant::now(),
         })
@@ -49,7 +53,26 @@ impl HealthEvents {
         (stamp > 0).then(|| now.saturating_duration_since(self.epoch + Duration::from_nanos(stamp)))
     }
 
+    /// Whether backend `index` passes its health checks (always, without).
+    pub fn is_up(&self, index: usize) -> bool {
+        self.up
+            .get(index)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
+    /// The number of backends.
+    pub fn len(&self) -> usize {
+        self.up.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.up.is_empty()
+    }
+
     fn record(&self, index: usize, healthy: bool) {
+        if let Some(up) = self.up.get(index) {
+            up.store(healthy, Ordering::Relaxed);
+        }
         let name = self.names.get(index).map_or("?", String::as_str);
         if healthy {
             let ns = self.epoch.elapsed().as_nanos().max(1) as u64;

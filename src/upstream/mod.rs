@@ -1,13 +1,13 @@
 //! Upstream groups: the backends of one `upstreams:` entry, the policy that
 //! orders them, their health and their live load.
 //!
-//! Pingora's `LoadBalancer<S>` is generic over the policy; [`Pick`] erases
-//! that once, and [`Upstream::build`] holds the one `match` on the configured
+//! A policy is a Pingora `BackendSelection`, walked by [`Walk<S>`];
+//! [`Pick`] erases the policy type once, and [`Upstream::build`] holds the one `match` on the configured
 //! policy. Everything else talks to `Upstream` by backend *index* (config
 //! order), which is also the index of the load table and metrics.
 //!
 //! Whether a backend may take a request is decided in one place,
-//! [`Upstream::select`]: healthy (Pingora's health state), not draining
+//! [`Upstream::select`]: healthy (as the health checks last flipped it), not draining
 //! (weight 0), not already tried by this request, admitted by slow start
 //! while it ramps, and — last, because a half-open admission spends a probe —
 //! allowed by its circuit breaker. Policies only order candidates.
@@ -43,33 +43,76 @@ use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
 use selection::{index_of, BackendIndex, SelectionContext};
 
-/// An upstream group that can pick a backend: `LoadBalancer<S>` for any policy.
+/// An upstream group that can pick a backend, whatever its policy.
 pub trait Pick: Send + Sync {
     /// The first backend (by index) in policy order that is healthy and for
     /// which `accept` holds.
     fn pick(&self, key: &[u8], accept: &dyn Fn(usize) -> bool) -> Option<usize>;
 
-    /// Whether `backend` passes its health checks (always, without checks).
-    fn healthy(&self, backend: &Backend) -> bool;
+    /// Whether backend `index` passes its health checks (always, without).
+    fn healthy(&self, index: usize) -> bool;
 }
 
-impl<S> Pick for LoadBalancer<S>
+/// A policy's selector walked in its order, health read from
+/// [`HealthEvents`] (which the health checks' flip callback keeps).
+/// Pingora's `LoadBalancer::select_with` does the same walk, but hashes each
+/// candidate twice (readiness lookup, de-duplication) and clones it: 2,600
+/// instructions a pick, a tenth of a forwarded request. The `LoadBalancer`
+/// still runs the health checks.
+pub struct Walk<S> {
+    selector: Arc<S>,
+    health: Arc<HealthEvents>,
+}
+
+/// The walk for policy `S` over `set`.
+pub(crate) fn walk<S>(
+    set: &BTreeSet<Backend>,
+    ctx: &SelectionContext,
+    health: Arc<HealthEvents>,
+) -> Walk<S>
+where
+    S: BackendSelection<Config = SelectionContext>,
+{
+    Walk {
+        selector: Arc::new(S::build_with_config(set, ctx)),
+        health,
+    }
+}
+
+impl<S> Pick for Walk<S>
 where
     S: BackendSelection + Send + Sync + 'static,
     S::Iter: BackendIter,
 {
     fn pick(&self, key: &[u8], accept: &dyn Fn(usize) -> bool) -> Option<usize> {
         // A policy may repeat candidates (random ones do); bound the walk so a
-        // pick never spins, while leaving room to see every backend.
-        let budget = self.backends().get_backend().len() * 4 + 16;
-        let chosen = self.select_with(key, budget, |b, ready| {
-            ready && index_of(b).is_some_and(accept)
-        })?;
-        index_of(&chosen)
+        // pick never spins, while leaving room to see every backend. A
+        // candidate turned down is not asked again (the first 64 are
+        // remembered; accepting is idempotent for the rest).
+        let budget = self.health.len() * 4 + 16;
+        let mut iter = self.selector.iter(key);
+        let mut seen = 0u64;
+        for _ in 0..budget {
+            let Some(index) = index_of(iter.next()?) else {
+                continue;
+            };
+            let bit = u32::try_from(index)
+                .ok()
+                .and_then(|i| 1u64.checked_shl(i))
+                .unwrap_or(0);
+            if seen & bit != 0 {
+                continue;
+            }
+            seen |= bit;
+            if self.health.is_up(index) && accept(index) {
+                return Some(index);
+            }
+        }
+        None
     }
 
-    fn healthy(&self, backend: &Backend) -> bool {
-        self.backends().ready(backend)
+    fn healthy(&self, index: usize) -> bool {
+        self.health.is_up(index)
     }
 }
 
@@ -77,8 +120,6 @@ pub struct Upstream {
     pub spec: Arc<UpstreamSpec>,
     picker: Arc<dyn Pick>,
     load: Arc<LoadTable>,
-    /// Pingora's view of each backend, by index, for health queries.
-    members: Vec<Backend>,
     health: Arc<HealthEvents>,
     breakers: Breakers,
 }
@@ -105,7 +146,7 @@ impl Upstream {
         let members = members(&spec.backends);
         let names = spec.backends.iter().map(|b| b.addr.clone()).collect();
         let health = HealthEvents::new(&spec.name, names);
-        let set: BTreeSet<Backend> = members.iter().cloned().collect();
+        let set: BTreeSet<Backend> = members.into_iter().collect();
         let parts = Parts {
             spec: &spec,
             set,
@@ -125,7 +166,6 @@ impl Upstream {
             spec,
             picker,
             load,
-            members,
             health,
             breakers,
         };
@@ -203,9 +243,7 @@ impl Upstream {
 
     /// Whether backend `index` passes its health checks.
     pub fn healthy(&self, index: usize) -> bool {
-        self.members
-            .get(index)
-            .is_some_and(|b| self.picker.healthy(b))
+        self.picker.healthy(index)
     }
 
     pub fn inflight(&self, index: usize) -> usize {
@@ -265,10 +303,12 @@ where
     S: BackendSelection<Config = SelectionContext> + Send + Sync + 'static,
     S::Iter: BackendIter,
 {
-    let mut lb = load_balancer::<S>(p.set, p.ctx);
+    let picker: Arc<dyn Pick> = Arc::new(walk::<S>(&p.set, &p.ctx, Arc::clone(p.health)));
     let Some(check) = &p.spec.health_check else {
-        return (Arc::new(lb), None);
+        return (picker, None);
     };
+    // Pingora's balancer only runs the checks; picks use the walk.
+    let mut lb = load_balancer::<S>(p.set, p.ctx);
     lb.set_health_check(health::build(
         check,
         p.spec.tls.as_ref(),
@@ -277,6 +317,5 @@ where
     lb.health_check_frequency = Some(check.interval);
     lb.parallel_health_check = true;
     let service = background_service(&format!("health checks {}", p.spec.name), lb);
-    let picker: Arc<dyn Pick> = service.task();
     (picker, Some(Box::new(service)))
 }

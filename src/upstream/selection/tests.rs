@@ -1,5 +1,5 @@
 //! Laws every policy obeys, checked the way the proxy uses them: through
-//! Pingora's `LoadBalancer::select_with` behind [`Pick`].
+//! the [`Walk`](crate::upstream::Walk) behind [`Pick`].
 
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use proptest::prelude::*;
 
 use super::testing::{members, set};
 use super::*;
-use crate::upstream::{load_balancer as lb_over, Pick};
+use crate::upstream::health::HealthEvents;
+use crate::upstream::{walk, Pick};
 
 fn load_balancer<S>(weights: &[usize]) -> Arc<dyn Pick>
 where
@@ -18,7 +19,12 @@ where
     let ctx = SelectionContext {
         load: LoadTable::new(weights.len()),
     };
-    Arc::new(lb_over::<S>(set(weights), ctx))
+    let names = (0..weights.len()).map(|i| i.to_string()).collect();
+    Arc::new(walk::<S>(
+        &set(weights),
+        &ctx,
+        HealthEvents::new("t", names),
+    ))
 }
 
 /// Whatever single backend `accept` allows, the pick finds it if the policy
