@@ -34,6 +34,7 @@ mod route;
 pub use ctx::RequestCtx;
 pub use route::RouteRuntime;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -338,6 +339,10 @@ pub(crate) fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
         None => (pq, None),
     };
     let normalized = normalize_path(if path.is_empty() { "/" } else { path });
+    if authority.is_none() && !path.is_empty() && matches!(normalized, Cow::Borrowed(_)) {
+        // Already origin form and normal: the usual request, left as it is.
+        return Ok(());
+    }
     let rebuilt = match query {
         Some(q) => format!("{normalized}?{q}"),
         None => normalized.into_owned(),

@@ -6,7 +6,8 @@ use std::borrow::Cow;
 /// Removes `.` and `..` segments. `..` never climbs above the root.
 /// Returns the input unchanged (borrowed) when there is nothing to remove.
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
-    let has_dots = path.split('/').any(|seg| seg == "." || seg == "..");
+    let has_dots = memchr::memchr(b'.', path.as_bytes()).is_some()
+        && path.split('/').any(|seg| seg == "." || seg == "..");
     if !has_dots {
         return Cow::Borrowed(path);
     }
