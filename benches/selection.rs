@@ -6,6 +6,9 @@
 //!   backend index, as `Upstream::select` does. Adds Pingora's per-call
 //!   overhead (a de-duplicating `UniqueIterator`, a clone of the chosen
 //!   `Backend`, the readiness lookup).
+//! - `walk/POLICY/N`: the same through switchyard's `Walk` behind `Pick`,
+//!   which is what `Upstream::select` calls now: the walk `select_with`
+//!   does, with health read from an array and no hashing or cloning.
 //!
 //! Backends have weights 1..=4 and a few in-flight requests each, so
 //! load-aware policies compare real numbers. Keys cycle through 1024
@@ -22,11 +25,13 @@ use futures::FutureExt;
 use pingora::lb::discovery::Static;
 use pingora::lb::selection::{BackendIter, BackendSelection};
 use pingora::lb::{Backend, Backends, LoadBalancer};
+use switchyard::upstream::health::HealthEvents;
 use switchyard::upstream::load::{InflightGuard, LoadTable};
 use switchyard::upstream::selection::{
     index_of, BackendIndex, ConsistentHash, LeastConn, P2c, Random, RoundRobin, SelectionContext,
     WeightedRoundRobin,
 };
+use switchyard::upstream::{self, Pick};
 
 const SIZES: [usize; 3] = [3, 100, 1000];
 
@@ -75,6 +80,20 @@ where
                 k = (k + 1) & 1023;
                 let mut it = sel.iter(black_box(&keys[k]));
                 it.next().map(|b| b.weight)
+            })
+        });
+
+        let names = (0..n).map(|i| i.to_string()).collect();
+        let walk: Arc<dyn Pick> = Arc::new(upstream::walk::<S>(
+            &set,
+            &ctx,
+            HealthEvents::new("bench", names),
+        ));
+        let mut k = 0usize;
+        c.bench_with_input(BenchmarkId::new(format!("walk/{name}"), n), &n, |b, _| {
+            b.iter(|| {
+                k = (k + 1) & 1023;
+                walk.pick(black_box(&keys[k]), &|i| black_box(i) < n)
             })
         });
 

@@ -5,6 +5,7 @@
 //! client's request is also kept as Pingora's `RequestHeader`, so routing,
 //! selection, rate limits and the access log are the same code on both paths.
 
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use http::header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING, UPGRADE};
@@ -18,6 +19,7 @@ use crate::proxy::headers::{
 use crate::router::normalize_host;
 
 /// Most header lines a head may have here; a longer one goes to Pingora.
+/// (Left uninitialised until parsed: zeroing 3 KiB per head showed up.)
 const MAX_HEADERS: usize = 96;
 
 /// A client request this path can forward.
@@ -43,9 +45,9 @@ pub struct Request {
 /// `httparse` or `http` refuses. `client_ip` and `scheme` are for the
 /// forwarding headers.
 pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<Request> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut lines);
-    match parsed.parse(head) {
+    let mut lines = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    match parsed.parse_with_uninit_headers(head, &mut lines) {
         Ok(httparse::Status::Complete(_)) => {}
         _ => return None,
     }
@@ -167,9 +169,10 @@ pub enum Parsed {
 /// `head_request` (HEAD responses have no body whatever they say), and
 /// writes the client's head from it with `additions`.
 pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -> Parsed {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut lines);
-    let head_len = match parsed.parse(buf) {
+    let mut lines = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let head_len = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut lines) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Malformed,

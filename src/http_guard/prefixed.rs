@@ -58,17 +58,7 @@ impl Prefixed {
     /// blank line), if it is all there. Leading blank lines (allowed between
     /// requests) count towards it.
     pub fn head_end(&self) -> Option<usize> {
-        let data = &self.buf[self.pos..];
-        let crlf = data
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| i + 4);
-        // Bare-LF line endings are accepted by Pingora's parser as well.
-        let lf = data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-        match (crlf, lf) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        end_of_head(&self.buf[self.pos..])
     }
 
     /// The first `len` buffered bytes.
@@ -280,6 +270,22 @@ impl GetSocketDigest for Prefixed {
 #[async_trait]
 impl Peek for Prefixed {}
 
+/// Where the head at the front of `data` ends: after the first "\r\n\r\n"
+/// or "\n\n" (bare-LF line endings are accepted by Pingora's parser as
+/// well), found from one scan for line feeds.
+fn end_of_head(data: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', data).find_map(|i| {
+        let next = data.get(i + 1..)?;
+        if next.first() == Some(&b'\n') {
+            Some(i + 2)
+        } else if i > 0 && data[i - 1] == b'\r' && next.starts_with(b"\r\n") {
+            Some(i + 3)
+        } else {
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +300,20 @@ mod tests {
         assert_eq!(p.buffered(), 0);
         drop(client);
         assert!(!p.fill_at_least_one().await.unwrap());
+    }
+
+    #[test]
+    fn a_head_ends_at_its_first_blank_line() {
+        assert_eq!(
+            end_of_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest"),
+            Some(27)
+        );
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\nHost: a\n\nrest"), Some(24));
+        assert_eq!(end_of_head(b"\r\n\r\n"), Some(4));
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r"), None);
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        // A bare LF then CRLF is neither form.
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\nHost: a\n\r\n"), None);
+        assert_eq!(end_of_head(b""), None);
     }
 }

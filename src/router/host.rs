@@ -13,7 +13,12 @@ pub fn absolute_form_authority(req: &RequestHeader) -> Option<&str> {
     if let Some(a) = req.uri.authority() {
         return Some(a.as_str());
     }
-    let raw = std::str::from_utf8(req.raw_path()).ok()?;
+    let raw = req.raw_path();
+    if raw.starts_with(b"/") {
+        // Origin form, the usual request: no authority.
+        return None;
+    }
+    let raw = std::str::from_utf8(raw).ok()?;
     let rest = raw
         .split_once("://")
         .filter(|(scheme, _)| !scheme.contains('/'))?

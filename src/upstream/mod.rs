@@ -65,7 +65,7 @@ pub struct Walk<S> {
 }
 
 /// The walk for policy `S` over `set`.
-pub(crate) fn walk<S>(
+pub fn walk<S>(
     set: &BTreeSet<Backend>,
     ctx: &SelectionContext,
     health: Arc<HealthEvents>,
