@@ -101,8 +101,14 @@ fn a_failing_probe_opens_the_breaker_again_and_all_open_is_503() {
         "",
     );
     b[0].state.force_status(Some(502));
+    // An outcome reaches the breaker when the exchange ends, just after the
+    // client has its answer; the next request may be on another thread, so
+    // give the report a moment.
+    let settle = || std::thread::sleep(Duration::from_millis(50));
     assert_eq!(proxy.get("x", "/").status, 502);
+    settle();
     assert_eq!(proxy.get("x", "/").status, 502);
+    settle();
     let r = proxy.get("x", "/");
     assert_eq!(r.status, 503, "the only backend's breaker is open");
     assert_eq!(r.body, "503 Service Unavailable\n");
@@ -112,6 +118,7 @@ fn a_failing_probe_opens_the_breaker_again_and_all_open_is_503() {
         502,
         "the half-open probe goes through and fails"
     );
+    settle();
     assert_eq!(proxy.get("x", "/").status, 503, "open again");
     assert_eq!(b[0].hits(), 3);
 }

@@ -73,10 +73,10 @@ where
         // Into spare capacity: nothing is zeroed first.
         buf.clear();
         buf.reserve(want);
-        let n = match tokio::time::timeout(gap, (&mut *from).take(want as u64).read_buf(&mut buf))
+        let n = match super::within::within(gap, (&mut *from).take(want as u64).read_buf(&mut buf))
             .await
         {
-            Ok(Ok(n)) => n,
+            Some(Ok(n)) => n,
             _ => return Err(Broken::From),
         };
         if n == 0 {

@@ -30,6 +30,7 @@
 mod answer;
 pub mod body;
 pub mod head;
+mod within;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site}
 use crate::upstream::breaker::Outcome;
 use body::Broken;
 use head::{Framing, Parsed};
+use within::within;
 
 /// The largest response head accepted from a backend.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -292,12 +294,11 @@ impl Exchange<'_> {
         out.extend_from_slice(wire);
         let inline = self.client.take_buffered(self.body_len as usize, &mut out) as u64;
         let bodiless = self.body_len == 0;
-        let written = tokio::time::timeout(read_timeout, conn.write_all(&out)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) if bodiless => return Err(Failed::Stale),
-            Ok(Err(_)) => return Err(Failed::Backend),
-            Err(_) => return Err(Failed::Timeout),
+        match within(read_timeout, conn.write_all(&out)).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) if bodiless => return Err(Failed::Stale),
+            Some(Err(_)) => return Err(Failed::Backend),
+            None => return Err(Failed::Timeout),
         }
         if inline < self.body_len {
             let framing = Framing::Length(self.body_len - inline);
@@ -392,13 +393,13 @@ impl Exchange<'_> {
             read_timeout,
         )
         .await;
-        let flushed = tokio::time::timeout(self.client_timeout, self.client.flush()).await;
+        let flushed = within(self.client_timeout, self.client.flush()).await;
         match relayed {
             Ok(left) => {
                 if resp.reusable && left.is_empty() {
                     self.route.idle.put(index, conn);
                 }
-                let client_ok = matches!(flushed, Ok(Ok(())));
+                let client_ok = matches!(flushed, Some(Ok(())));
                 (status, Some(outcome), keep && client_ok)
             }
             // Cut short by the backend: the client must not mistake the

@@ -25,6 +25,7 @@ pub mod raw;
 
 pub use prefixed::Prefixed;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +115,10 @@ where
             }
         }
         let mut settings = None;
+        // One idle timer per connection, moved forward before each wait:
+        // tokio extends a registered timer with one atomic update, where a
+        // new timeout per request was a timer-wheel insertion and removal.
+        let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             let head_len = match read_head(&mut stream, &self.limits).await {
                 Head::Complete(len) => len,
@@ -146,11 +151,21 @@ where
             // Between requests the client may be idle up to idle_timeout
             // (a pipelined request may already be here).
             if stream.buffered() == 0 {
-                let idle =
-                    tokio::time::timeout(self.limits.idle_timeout, stream.fill_at_least_one());
-                match idle.await {
-                    Ok(Ok(true)) => {}
-                    _ => return None,
+                let deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
+                let timer = match &mut idle {
+                    Some(timer) => {
+                        timer.as_mut().reset(deadline);
+                        timer
+                    }
+                    None => idle.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                tokio::select! {
+                    biased;
+                    filled = stream.fill_at_least_one() => match filled {
+                        Ok(true) => {}
+                        _ => return None,
+                    },
+                    () = timer.as_mut() => return None,
                 }
             }
         }
