@@ -24,7 +24,8 @@ const MAX_HEADERS: usize = 96;
 
 /// A client request this path can forward.
 pub struct Request {
-    /// The request as received, for routing, selection and the log.
+    /// The request as received, for routing, selection and the log: method
+    /// and target; its header map is empty until [`with_headers`] fills it.
     pub header: RequestHeader,
     /// Its host for routing (see [`crate::router::request_host`]).
     pub host: String,
@@ -55,16 +56,13 @@ pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<R
     if version != 1 || method == Method::CONNECT.as_str() || !path.starts_with('/') {
         return None;
     }
-    // Built as `http` parts: no case map (the backend's head is written from
-    // the received bytes), so no name is copied twice.
+    // Built as `http` parts, without headers (see `with_headers`) and with no
+    // case map: the backend's head is written from the received bytes.
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = Method::from_bytes(method.as_bytes()).ok()?;
-    let mut map = http::HeaderMap::with_capacity(parsed.headers.len());
     let (mut host, mut body_len, mut close) = (None, None, false);
     let (mut connection, mut te, mut chain) = (Vec::new(), Vec::new(), Vec::new());
     for line in parsed.headers.iter() {
-        let value = HeaderValue::from_bytes(line.value).ok()?;
-        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
         let field = line.name;
         if field.eq_ignore_ascii_case(HOST.as_str()) {
             if host.replace(line.value).is_some() {
@@ -90,9 +88,7 @@ pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<R
         } else if field.eq_ignore_ascii_case(X_FORWARDED_FOR) {
             chain.push(line.value);
         }
-        map.try_append(name, value).ok()?;
     }
-    parts.headers = map;
     let mut header = RequestHeader::from(parts);
     header.set_raw_path(path.as_bytes()).ok()?;
     let host = host?;
@@ -130,6 +126,28 @@ pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<R
         close,
         fields,
     })
+}
+
+/// `header` with the header map of `head`, the head it was parsed from.
+/// Building the map costs an allocation or two per header line, so it is
+/// only done for requests whose route reads headers (`None` if `http`
+/// refuses a name or value: the request is then left to Pingora).
+pub fn with_headers(header: RequestHeader, head: &[u8]) -> Option<RequestHeader> {
+    let mut lines = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    parsed.parse_with_uninit_headers(head, &mut lines).ok()?;
+    let mut map = http::HeaderMap::with_capacity(parsed.headers.len());
+    for line in parsed.headers.iter() {
+        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(line.value).ok()?;
+        map.try_append(name, value).ok()?;
+    }
+    let target = header.raw_path().to_vec();
+    let mut parts: http::request::Parts = header.into();
+    parts.headers = map;
+    let mut header = RequestHeader::from(parts);
+    header.set_raw_path(&target).ok()?;
+    Some(header)
 }
 
 /// How a response body is delimited (RFC 9112 §6.3).
@@ -307,9 +325,13 @@ mod tests {
 
     #[test]
     fn an_ordinary_request_is_taken() {
-        let r = take(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\n");
+        let head = b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\n";
+        let r = take(head);
         assert_eq!(r.header.uri.path(), "/a");
-        assert_eq!(r.header.headers["x-y"], "z");
+        assert!(r.header.headers.is_empty());
+        let header = with_headers(r.header, head).unwrap();
+        assert_eq!(header.headers["x-y"], "z");
+        assert_eq!(header.raw_path(), b"/a?b=1");
         assert_eq!(r.body_len, 0);
         assert!(!r.close);
         let r =

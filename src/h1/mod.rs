@@ -40,7 +40,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::UpstreamProtocol;
+use crate::config::{Policy, UpstreamProtocol};
 use crate::http_guard::Prefixed;
 use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
 use crate::upstream::breaker::Outcome;
@@ -117,6 +117,12 @@ impl Forwarder {
         if !forwardable(route) {
             return Served::Declined;
         }
+        if reads_headers(&self.site, route) {
+            match head::with_headers(header, client.head(head_len)) {
+                Some(h) => header = h,
+                None => return Served::Declined,
+            }
+        }
         client.consume(head_len);
         let mut ctx = RequestCtx::new();
         ctx.route = Some(Arc::clone(route));
@@ -145,6 +151,16 @@ impl Forwarder {
             Served::Close
         }
     }
+}
+
+/// Whether anything this request meets reads its headers: the access log
+/// (Host), a rate limit (its key), a sticky cookie, a consistent-hash key.
+/// Only then is the request's header map built.
+fn reads_headers(site: &Site, route: &RouteRuntime) -> bool {
+    site.access_log.is_some()
+        || route.rate_limit.is_some()
+        || route.sticky.is_some()
+        || route.upstream.spec.policy == Policy::ConsistentHash
 }
 
 /// Routes whose upstream this path can reach: plain HTTP/1.1 backends.
