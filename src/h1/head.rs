@@ -299,10 +299,13 @@ pub fn write_request(method: &Method, target: &[u8], fields: &[u8], out: &mut Ve
 
 /// Digits only (no sign, no spaces, no list): the one accepted form.
 fn plain_number(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() || v.len() > 19 {
         return None;
     }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    // 19 digits cannot overflow a u64.
+    v.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
 }
 
 fn last_coding_is_chunked(v: &[u8]) -> bool {
@@ -470,6 +473,33 @@ mod tests {
             "HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nSet-Cookie: sy=abc; Path=/\r\n\
              RateLimit-Limit: 5\r\nRateLimit-Remaining: 4\r\n"
         );
+    }
+
+    #[test]
+    fn lengths_are_plain_digits() {
+        assert_eq!(plain_number(b"0"), Some(0));
+        assert_eq!(plain_number(b"1234"), Some(1234));
+        assert_eq!(
+            plain_number(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"-1",
+            b"1 ",
+            b" 1",
+            b"1,1",
+            b"0x1",
+            b"12345678901234567890",
+        ] {
+            assert_eq!(
+                plain_number(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
