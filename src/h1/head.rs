@@ -5,6 +5,7 @@
 //! client's request is also kept as Pingora's `RequestHeader`, so routing,
 //! selection, rate limits and the access log are the same code on both paths.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
@@ -22,13 +23,13 @@ use crate::router::normalize_host;
 /// (Left uninitialised until parsed: zeroing 3 KiB per head showed up.)
 const MAX_HEADERS: usize = 96;
 
-/// A client request this path can forward.
-pub struct Request {
+/// A client request this path can forward (`'h`: its head's buffer).
+pub struct Request<'h> {
     /// The request as received, for routing, selection and the log: method
     /// and target; its header map is empty until [`with_headers`] fills it.
     pub header: RequestHeader,
     /// Its host for routing (see [`crate::router::request_host`]).
-    pub host: String,
+    pub host: Cow<'h, str>,
     pub body_len: u64,
     /// The client asked to close after this request.
     pub close: bool,
@@ -45,7 +46,7 @@ pub struct Request {
 /// number, no or several `Host`, targets not in origin form, and anything
 /// `httparse` or `http` refuses. `client_ip` and `scheme` are for the
 /// forwarding headers.
-pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<Request> {
+pub fn request<'h>(head: &'h [u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<Request<'h>> {
     let mut lines = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     match parsed.parse_with_uninit_headers(head, &mut lines) {
@@ -95,7 +96,7 @@ pub fn request(head: &[u8], client_ip: Option<IpAddr>, scheme: &str) -> Option<R
     // As `router::request_host` reads it: a visible-ASCII value, or none.
     let routing = match std::str::from_utf8(host) {
         Ok(h) if headers::visible_ascii(host) => normalize_host(h),
-        _ => String::new(),
+        _ => Cow::Borrowed(""),
     };
     let mut fields = Vec::with_capacity(head.len() + 96);
     for line in parsed.headers.iter() {
@@ -318,7 +319,7 @@ fn last_coding_is_chunked(v: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn take(head: &[u8]) -> Request {
+    fn take(head: &[u8]) -> Request<'_> {
         request(head, Some("10.0.0.9".parse().unwrap()), "http").unwrap()
     }
 

@@ -107,11 +107,17 @@ impl Forwarder {
         };
         // (`head::request` declined every framing `framing::ambiguity`
         // refuses, and every target but origin form.)
-        let mut header = req.header;
+        let head::Request {
+            mut header,
+            host,
+            body_len,
+            close,
+            fields,
+        } = req;
         if proxy::to_origin_form(&mut header).is_err() {
             return Served::Declined;
         }
-        let Some(route) = self.site.router.find(&req.host, header.uri.path()) else {
+        let Some(route) = self.site.router.find(&host, header.uri.path()) else {
             return Served::Declined;
         };
         if !forwardable(route) {
@@ -131,14 +137,14 @@ impl Forwarder {
             route,
             client,
             req: &header,
-            fields: &req.fields,
-            body_len: req.body_len,
+            fields: &fields,
+            body_len,
             client_ip,
             ctx: &mut ctx,
             client_timeout: self.client_timeout,
             sent: 0,
         };
-        let (status, outcome, keep) = exchange.run(req.close, shutdown).await;
+        let (status, outcome, keep) = exchange.run(close, shutdown).await;
         let sent = exchange.sent;
         self.site.settle(&mut ctx, status, outcome);
         if let Some(log) = &self.site.access_log {
@@ -306,11 +312,19 @@ impl Exchange<'_> {
     ) -> Result<(head::Response, Vec<u8>), Failed> {
         let read_timeout = self.route.upstream.spec.read_timeout;
         // The head and whatever of the body is already here, in one write.
-        let mut out = Vec::with_capacity(wire.len() + 256);
-        out.extend_from_slice(wire);
-        let inline = self.client.take_buffered(self.body_len as usize, &mut out) as u64;
         let bodiless = self.body_len == 0;
-        match within(read_timeout, conn.write_all(&out)).await {
+        let mut with_body = Vec::new();
+        let (out, inline) = if bodiless {
+            (wire, 0)
+        } else {
+            with_body.reserve(wire.len() + 256);
+            with_body.extend_from_slice(wire);
+            let inline = self
+                .client
+                .take_buffered(self.body_len as usize, &mut with_body);
+            (&with_body[..], inline as u64)
+        };
+        match within(read_timeout, conn.write_all(out)).await {
             Some(Ok(())) => {}
             Some(Err(_)) if bodiless => return Err(Failed::Stale),
             Some(Err(_)) => return Err(Failed::Backend),
@@ -361,8 +375,10 @@ impl Exchange<'_> {
                         buf.drain(..r.head_len);
                     }
                     Parsed::Done(r) => {
-                        let rest = buf.split_off(r.head_len);
-                        return Ok((*r, rest));
+                        // What follows the head (the body's first bytes)
+                        // stays in this buffer.
+                        buf.drain(..r.head_len);
+                        return Ok((*r, buf));
                     }
                 }
             }

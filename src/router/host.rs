@@ -6,6 +6,8 @@
 //! parsed `Uri` holds the path), and has already rejected a request whose Host
 //! differs from that authority, so the two never disagree here.
 
+use std::borrow::Cow;
+
 use pingora::http::RequestHeader;
 
 /// The authority of an absolute-form request target (`http://a.example/p`).
@@ -37,11 +39,12 @@ pub fn request_host(req: &RequestHeader) -> String {
             .and_then(|h| h.to_str().ok())
             .unwrap_or(""),
     };
-    normalize_host(raw)
+    normalize_host(raw).into_owned()
 }
 
 /// `API.Example.com.:8080` → `api.example.com`; `[::1]:80` → `[::1]`.
-pub fn normalize_host(raw: &str) -> String {
+/// Borrowed when `raw`'s host part is already lower case.
+pub fn normalize_host(raw: &str) -> Cow<'_, str> {
     let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
     let host = if raw.starts_with('[') {
         match raw.find(']') {
@@ -51,7 +54,12 @@ pub fn normalize_host(raw: &str) -> String {
     } else {
         raw.split(':').next().unwrap_or("")
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 #[cfg(test)]
