@@ -238,13 +238,14 @@ impl Exchange<'_> {
                 None => connect(addr, spec.connect_timeout).await,
             };
             self.ctx.attempt = Some(attempt);
-            let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
-                return self.answer(502, &[], Some(Outcome::Failure)).await;
-            };
             let mut conn = match conn {
                 Ok(c) => c,
                 Err(e) if self.connect_failed(addr, &e) => continue,
                 Err(_) => return self.answer(502, &[], None).await,
+            };
+            // Taken once connected: a retry's `choose` sets its own cookie.
+            let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
+                return self.answer(502, &[], Some(Outcome::Failure)).await;
             };
             let mut result = self.exchange(&mut conn, &wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {

@@ -48,9 +48,6 @@ pub trait Pick: Send + Sync {
     /// The first backend (by index) in policy order that is healthy and for
     /// which `accept` holds.
     fn pick(&self, key: &[u8], accept: &dyn Fn(usize) -> bool) -> Option<usize>;
-
-    /// Whether backend `index` passes its health checks (always, without).
-    fn healthy(&self, index: usize) -> bool;
 }
 
 /// A policy's selector walked in its order, health read from
@@ -109,10 +106,6 @@ where
             }
         }
         None
-    }
-
-    fn healthy(&self, index: usize) -> bool {
-        self.health.is_up(index)
     }
 }
 
@@ -242,8 +235,9 @@ impl Upstream {
     }
 
     /// Whether backend `index` passes its health checks.
+    /// Whether backend `index` passes its health checks (always, without).
     pub fn healthy(&self, index: usize) -> bool {
-        self.picker.healthy(index)
+        self.health.is_up(index)
     }
 
     pub fn inflight(&self, index: usize) -> usize {
