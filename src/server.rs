@@ -189,10 +189,12 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             sticky_key: Arc::clone(&sticky_key),
             access_log: access_log.clone(),
             unrouted: StatusCounters::new(&metrics.http_requests, &listener.name, "", ""),
+            max_uri_bytes: config.server.max_uri_bytes,
         });
         let limits = HeadLimits {
             header_timeout: config.server.header_timeout,
             max_header_bytes: config.server.max_header_bytes,
+            max_uri_bytes: config.server.max_uri_bytes,
             idle_timeout: config.server.idle_timeout,
         };
         let forwarder = Forwarder::new(Arc::clone(&site), config.server.idle_timeout);
@@ -203,9 +205,10 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             options.h2c = true;
             proxy.server_options = Some(options);
         }
-        let guarded = HeadGuard::new(proxy, limits)
-            .with_h2c(listener.h2c)
-            .with_forwarder(forwarder);
+        let mut guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
+        if listener.forwarder {
+            guarded = guarded.with_forwarder(forwarder);
+        }
         let addr = listener.listen.to_string();
         let tls = match &listener.tls {
             Some(tls) => {

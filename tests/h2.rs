@@ -162,3 +162,27 @@ fn h2c_only_on_plain_http_listeners() {
         assert!(all.contains(want), "{all}");
     }
 }
+
+#[test]
+fn a_long_h2_path_gets_414_and_reaches_no_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = backends("uri", 1);
+    let (proxy, pem) = tls_proxy(dir.path(), &b);
+    let port = proxy.http.port();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let long = format!("https://localhost:{port}/{}", "a".repeat(9000));
+    let (_, out, err) = curl(&[
+        "--http2",
+        "--cacert",
+        pem.cert.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        &long,
+    ]);
+    assert_eq!(out, "2 414", "{err}");
+    assert_eq!(b[0].hits(), 0);
+}

@@ -78,6 +78,67 @@ fn malformed_and_ambiguous_requests_are_refused_and_never_forwarded() {
     );
 }
 
+/// A backend that only counts the bytes it receives (and never answers).
+fn counting_backend() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let got = std::sync::Arc::new(AtomicUsize::new(0));
+    let g = std::sync::Arc::clone(&got);
+    std::thread::spawn(move || {
+        for mut conn in l.incoming().flatten().take(32) {
+            let g = std::sync::Arc::clone(&g);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    g.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+/// Faults in what arrives with the head: refused before a byte of the
+/// request is sent on (SPEC), on both HTTP/1 engines.
+#[test]
+fn a_bad_first_chunk_or_a_long_target_is_refused_before_anything_is_forwarded() {
+    let (backend, got) = counting_backend();
+    for forwarder in [true, false] {
+        let proxy = Proxy::start(&format!(
+            "server: {{ max_uri_bytes: 1024 }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    forwarder: {forwarder}\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ read_timeout: 1s, backends: [{{ addr: \"{backend}\" }}] }}\n"
+        ));
+        for size in ["Z", "10000000000000001", "5\rX"] {
+            let raw = format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nhello\r\n0\r\n\r\n"
+            );
+            assert_eq!(
+                status_of(proxy.http, raw.as_bytes()),
+                Some(400),
+                "chunk size {size:?}, forwarder {forwarder}"
+            );
+        }
+        // Over max_uri_bytes, and far over max_header_bytes too: 414 all the same.
+        for len in [1025, 100 * 1024] {
+            let raw = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(len));
+            assert_eq!(
+                status_of(proxy.http, raw.as_bytes()),
+                Some(414),
+                "a {len}-byte target, forwarder {forwarder}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            got.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a refused request reached the backend (forwarder {forwarder})"
+        );
+    }
+}
+
 #[test]
 fn a_locally_answered_body_is_never_parsed_as_the_next_request() {
     let b = backends("smuggle", 1);

@@ -34,6 +34,8 @@ pub struct ServerSettings {
     pub access_log: Option<PathBuf>,
     pub header_timeout: Duration,
     pub max_header_bytes: usize,
+    /// A request-target longer than this gets 414.
+    pub max_uri_bytes: usize,
     pub idle_timeout: Duration,
 }
 
@@ -50,6 +52,9 @@ pub struct Listener {
     /// Plain http listener also serving HTTP/2 by prior knowledge. (TLS
     /// listeners always offer h2 and http/1.1 by ALPN.)
     pub h2c: bool,
+    /// HTTP/1.1 requests may take the own forwarder (`src/h1`); `false`
+    /// sends all of them through Pingora's proxy path.
+    pub forwarder: bool,
     pub kind: ListenerKind,
 }
 

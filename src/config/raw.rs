@@ -29,6 +29,7 @@ pub struct RawServer {
     pub access_log: Option<String>,
     pub header_timeout: Option<String>,
     pub max_header_bytes: Option<u64>,
+    pub max_uri_bytes: Option<u64>,
     pub idle_timeout: Option<String>,
 }
 
@@ -44,6 +45,9 @@ pub struct RawListener {
     pub tls: Option<RawTls>,
     /// switchyard addition: HTTP/2 by prior knowledge on a plain listener.
     pub h2c: Option<bool>,
+    /// switchyard addition: `false` sends every request through Pingora's
+    /// proxy path (the escape hatch from the HTTP/1 forwarder).
+    pub forwarder: Option<bool>,
     pub routes: Option<Vec<RawRoute>>,
     pub upstream: Option<String>,
     pub idle_timeout: Option<String>,

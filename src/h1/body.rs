@@ -1,5 +1,8 @@
 //! Bodies, streamed: bytes are passed on as they arrive, never gathered
-//! whole. A chunked body is copied verbatim (its framing included) while
+//! whole. Whatever the receiver buffers is flushed whenever the next read
+//! from the sender would wait, so a paused response (server-sent events, a
+//! token stream) reaches the client as it is produced, while a body that
+//! arrives at once still leaves in as few writes as it fits. A chunked body is copied verbatim (its framing included) while
 //! [`Chunked`] follows the framing to find where it ends.
 
 use std::time::Duration;
@@ -73,11 +76,12 @@ where
         // Into spare capacity: nothing is zeroed first.
         buf.clear();
         buf.reserve(want);
-        let n = match super::within::within(gap, (&mut *from).take(want as u64).read_buf(&mut buf))
-            .await
-        {
-            Some(Ok(n)) => n,
-            _ => return Err(Broken::From),
+        let mut limited = (&mut *from).take(want as u64);
+        let read = limited.read_buf(&mut buf);
+        let n = match super::within::within_flushing(gap, read, &mut *to).await {
+            Ok(Some(Ok(n))) => n,
+            Ok(_) => return Err(Broken::From),
+            Err(_) => return Err(Broken::To),
         };
         if n == 0 {
             return match framing {

@@ -205,8 +205,10 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
     let (mut length, mut chunked, mut coded) = (None, false, false);
     let mut keep_alive = version == 1;
     let mut connection = Vec::new();
+    let mut dated = false;
     for line in parsed.headers.iter() {
         let name = line.name;
+        dated |= name.eq_ignore_ascii_case("date");
         if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
             match (plain_number(line.value), length) {
                 (Some(n), None) => length = Some(n),
@@ -268,6 +270,12 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
             field(&mut head, name, line.value);
         }
     }
+    // A response forwarded without a Date gets one (RFC 9110 §6.6.1), as
+    // Pingora's path sets it on every response.
+    if !dated && status >= 200 {
+        let now = pingora::protocols::http::date::get_cached_date();
+        field(&mut head, b"Date", now.as_bytes());
+    }
     for (name, value) in additions.fields() {
         field(&mut head, name.as_bytes(), value.as_bytes());
     }
@@ -325,6 +333,28 @@ mod tests {
 
     fn text(bytes: &[u8]) -> &str {
         std::str::from_utf8(bytes).unwrap()
+    }
+
+    /// A response head without the `Date` line added for a backend that
+    /// sent none.
+    fn undated(bytes: &[u8]) -> String {
+        text(bytes)
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("Date: "))
+            .collect()
+    }
+
+    #[test]
+    fn a_response_without_date_gets_one_and_a_dated_one_keeps_its_own() {
+        let r = done(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false);
+        let date = text(&r.head).lines().find(|l| l.starts_with("Date: "));
+        assert!(date.is_some_and(|d| d.ends_with(" GMT")), "{}", text(&r.head));
+        let dated = b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        let r = done(dated, false);
+        assert_eq!(
+            text(&r.head),
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        );
     }
 
     #[test]
@@ -411,7 +441,7 @@ mod tests {
         );
         assert_eq!(r.framing, Framing::Chunked);
         assert_eq!(
-            text(&r.head),
+            undated(&r.head),
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
         );
         let r = done(b"HTTP/1.1 200 OK\r\n\r\n", false);
@@ -445,13 +475,13 @@ mod tests {
             false,
         );
         assert_eq!(
-            text(&r.head),
+            undated(&r.head),
             "HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n"
         );
         let r = done(b"HTTP/1.1 599\r\n\r\n", false);
-        assert_eq!(text(&r.head), "HTTP/1.1 599 \r\n");
+        assert_eq!(undated(&r.head), "HTTP/1.1 599 \r\n");
         let r = done(b"HTTP/1.1 503\r\n\r\n", false);
-        assert_eq!(text(&r.head), "HTTP/1.1 503 Service Unavailable\r\n");
+        assert_eq!(undated(&r.head), "HTTP/1.1 503 Service Unavailable\r\n");
 
         let mut ctx = crate::proxy::RequestCtx::new();
         ctx.set_cookie = Some("sy=abc; Path=/".into());
@@ -470,7 +500,7 @@ mod tests {
             panic!("not parsed")
         };
         assert_eq!(
-            text(&r.head),
+            undated(&r.head),
             "HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nSet-Cookie: sy=abc; Path=/\r\n\
              RateLimit-Limit: 5\r\nRateLimit-Remaining: 4\r\n"
         );

@@ -18,6 +18,29 @@ pub async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     }
 }
 
+/// As [`within`], for a read that feeds `out`: when the read cannot
+/// complete at once, `out` is flushed before waiting (what it gathered must
+/// not wait on the next read). `Err` when that flush fails.
+pub async fn within_flushing<F, W>(
+    limit: Duration,
+    fut: F,
+    out: &mut W,
+) -> std::io::Result<Option<F::Output>>
+where
+    F: Future,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(out) => Ok(Some(out)),
+        Poll::Pending => {
+            tokio::io::AsyncWriteExt::flush(out).await?;
+            Ok(tokio::time::timeout(limit, fut).await.ok())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::within;

@@ -9,10 +9,14 @@
 //! - `server.header_timeout`: the *whole* head must arrive within it, however
 //!   slowly it trickles, else `408 Request Timeout` and close;
 //! - `server.max_header_bytes`: a head larger than this gets
-//!   `431 Request Header Fields Too Large` and close; nothing is forwarded.
+//!   `431 Request Header Fields Too Large` and close; nothing is forwarded;
+//! - `server.max_uri_bytes`: a request-target longer than this gets
+//!   `414 URI Too Long` and close, checked while the request line arrives.
 //!
-//! A complete head is also checked as raw bytes ([`raw::problem`]) for the
-//! ambiguities Pingora's parser would silently normalise (400). The bytes
+//! A complete head is also checked as raw bytes ([`raw::check`]) for the
+//! ambiguities Pingora's parser would silently normalise (400), and a
+//! chunked body's framing in the bytes that came with the head (400: a bad
+//! first chunk size is refused before the head goes anywhere). The bytes
 //! read are handed back to Pingora through [`Prefixed`], so parsing and
 //! everything after it is unchanged. Between requests a keep-alive
 //! connection may stay idle for `server.idle_timeout` (Pingora's keep-alive
@@ -36,6 +40,7 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::h1::body::Chunked;
 use crate::h1::{Forwarder, Served};
 
 /// Limits on reading a request head; see the module doc.
@@ -43,6 +48,7 @@ use crate::h1::{Forwarder, Served};
 pub struct HeadLimits {
     pub header_timeout: Duration,
     pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
     pub idle_timeout: Duration,
 }
 
@@ -146,6 +152,7 @@ where
                     // We always hand Pingora a `Prefixed`; take it back to
                     // keep any bytes of the next request it holds.
                     stream = *next.into_any().downcast::<Prefixed>().ok()?;
+                    stream.set_gather(true);
                 }
             }
             // Between requests the client may be idle up to idle_timeout
@@ -187,10 +194,11 @@ where
     /// for it (680 bytes) in every connection, idle ones included.
     fn request<'a>(
         self: &'a Arc<Self>,
-        stream: Prefixed,
+        mut stream: Prefixed,
         settings: Option<pingora::apps::HttpPersistentSettings>,
         shutdown: &'a ShutdownWatch,
     ) -> futures::future::BoxFuture<'a, Option<pingora::apps::ReusedHttpStream>> {
+        stream.set_gather(false);
         let mut session = ServerSession::new_http1(Box::new(stream));
         if *shutdown.borrow() {
             session.set_keepalive(None);
@@ -223,17 +231,36 @@ async fn has_h2_preface(stream: &mut Prefixed, deadline: tokio::time::Instant) -
 }
 
 /// Buffers one request head under the limits (the whole head within
-/// `header_timeout`, at most `max_header_bytes`).
+/// `header_timeout`, at most `max_header_bytes`, a request-target of at most
+/// `max_uri_bytes`). A chunked body's framing is checked in the bytes that
+/// came with the head, so a fault there is refused before anything is
+/// forwarded.
 async fn read_head(stream: &mut Prefixed, limits: &HeadLimits) -> Head {
     let deadline = tokio::time::Instant::now() + limits.header_timeout;
     loop {
+        // Checked first, while the line still arrives: a long target is a
+        // 414 however large the head it is part of.
+        let target = raw::target_len(stream.head(stream.buffered()));
+        if target > limits.max_uri_bytes {
+            return Head::Reject(414);
+        }
         if let Some(end) = stream.head_end() {
             if end > limits.max_header_bytes {
                 return Head::Reject(431);
             }
-            if let Some(why) = raw::problem(stream.head(end)) {
-                log::debug!("refusing request: {why}");
-                return Head::Reject(400);
+            let shape = match raw::check(stream.head(end)) {
+                Ok(shape) => shape,
+                Err(why) => {
+                    log::debug!("refusing request: {why}");
+                    return Head::Reject(400);
+                }
+            };
+            if shape.transfer_encoding {
+                let body = &stream.head(stream.buffered())[end..];
+                if Chunked::default().advance(body).is_err() {
+                    log::debug!("refusing request: bad chunked framing");
+                    return Head::Reject(400);
+                }
             }
             return Head::Complete(end);
         }
@@ -259,6 +286,7 @@ async fn read_head(stream: &mut Prefixed, limits: &HeadLimits) -> Head {
 async fn reject(stream: &mut Prefixed, code: u16) {
     let reason = match code {
         408 => "Request Timeout",
+        414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         _ => "Bad Request",
     };
@@ -311,6 +339,7 @@ mod tests {
         let limits = HeadLimits {
             header_timeout: Duration::from_secs(1),
             max_header_bytes: 1024,
+            max_uri_bytes: 256,
             idle_timeout: Duration::from_secs(1),
         };
         let guard = Arc::new(HeadGuard::new(Nothing, limits));

@@ -36,6 +36,10 @@ pub struct Prefixed {
     /// Written, not yet sent: `wbuf[wpos..]`.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Small writes are gathered until a flush (see the `AsyncWrite` impl).
+    /// Off while Pingora writes: it does not flush a Content-Length body
+    /// until its end, so gathered bytes would wait on the backend.
+    gather: bool,
 }
 
 impl Prefixed {
@@ -46,7 +50,15 @@ impl Prefixed {
             pos: 0,
             wbuf: Vec::new(),
             wpos: 0,
+            gather: true,
         }
+    }
+
+    /// Whether small writes are gathered until a flush: yes for the
+    /// forwarder, which flushes whenever its next read would wait; no for
+    /// Pingora, whose writes must each reach the client.
+    pub fn set_gather(&mut self, gather: bool) {
+        self.gather = gather;
     }
 
     /// Bytes buffered and not yet read by Pingora.
@@ -173,10 +185,10 @@ impl AsyncWrite for Prefixed {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        if this.wbuf.len() + buf.len() > WRITE_CHUNK {
+        if !this.gather || this.wbuf.len() + buf.len() > WRITE_CHUNK {
             ready!(this.poll_write_out(cx))?;
         }
-        if buf.len() >= WRITE_CHUNK {
+        if !this.gather || buf.len() >= WRITE_CHUNK {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
         if this.wbuf.capacity() == 0 {
@@ -198,6 +210,26 @@ impl AsyncWrite for Prefixed {
         ready!(this.poll_write_out(cx))?;
         this.wbuf = Vec::new();
         Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+
+    /// Vectored writes (Pingora's chunk framing: size line, data, CRLF) go
+    /// out in one call when nothing is gathered.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        if this.gather {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            return Pin::new(this).poll_write(cx, first);
+        }
+        ready!(this.poll_write_out(cx))?;
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        !self.gather && self.inner.is_write_vectored()
     }
 }
 

@@ -172,6 +172,15 @@ pub fn restore_te_trailers(
     Ok(())
 }
 
+/// For an HTTP/1.0 client, which cannot read chunked encoding (RFC 9112
+/// §6.1): `Transfer-Encoding` comes off the response, so the body is sent
+/// as it is decoded and ends when the connection closes.
+pub fn unchunk_for_http10(req: http::Version, resp: &mut ResponseHeader) {
+    if req == http::Version::HTTP_10 {
+        resp.remove_header(&http::header::TRANSFER_ENCODING);
+    }
+}
+
 /// Drops hop-by-hop headers from the backend's response, except on a 101
 /// (the tunnel needs `Connection`/`Upgrade`).
 pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {

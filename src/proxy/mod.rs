@@ -66,6 +66,9 @@ pub struct Site {
     pub access_log: Option<Arc<AccessLog>>,
     /// `switchyard_http_requests_total` for requests no route matched.
     pub unrouted: StatusCounters,
+    /// `server.max_uri_bytes`: HTTP/1 heads are measured while they arrive
+    /// ([`crate::http_guard`]); HTTP/2 requests in `request_filter`.
+    pub max_uri_bytes: usize,
 }
 
 pub struct HttpProxy {
@@ -99,6 +102,11 @@ impl ProxyHttp for HttpProxy {
             log::debug!("refusing request: {why}");
             ctx.own_status = Some(400);
             respond::answer(session, 400, &[]).await;
+            return Ok(true);
+        }
+        if target_len(session.req_header()) > self.max_uri_bytes {
+            ctx.own_status = Some(414);
+            respond::answer(session, 414, &[]).await;
             return Ok(true);
         }
         let req = session.req_header_mut();
@@ -215,6 +223,12 @@ impl ProxyHttp for HttpProxy {
         if session.is_process_shutting_down() || drain::handing_over() {
             session.set_keepalive(None);
         }
+        // Pingora turns keep-alive off when a head is written before the
+        // request body is done, an interim `100 Continue` included; only a
+        // final answer that early should cost the connection.
+        let interim = upstream_response.status.is_informational();
+        session.set_close_on_response_before_downstream_finish(!interim);
+        headers::unchunk_for_http10(session.req_header().version, upstream_response);
         rewrite_response(upstream_response, ctx)
     }
 
@@ -295,6 +309,11 @@ pub(crate) fn rewrite_request(
     }
     headers::restore_te_trailers(client, upstream)?;
     headers::set_forwarding(upstream, client_ip, scheme)
+}
+
+/// The request-target's length as the client sent it (HTTP/2: `:path`).
+fn target_len(req: &RequestHeader) -> usize {
+    req.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
 }
 
 /// The target the backend gets when it is not the client's: the route's

@@ -71,6 +71,9 @@ pub(super) fn listener(
             if l.h2c.is_some() {
                 p.error(&path.key("h2c"), "h2c is for http listeners");
             }
+            if l.forwarder.is_some() {
+                p.error(&path.key("forwarder"), "forwarder is for http listeners");
+            }
             match l.upstream {
                 Some(u) => {
                     upstream_ref(&u, &path.key("upstream"), upstreams, p);
@@ -119,6 +122,7 @@ pub(super) fn listener(
         listen: listen?,
         tls,
         h2c,
+        forwarder: l.forwarder.unwrap_or(true),
         kind,
     })
 }

@@ -126,6 +126,14 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
         }
         Some(n) => n as usize,
     };
+    let max_uri_bytes = match s.max_uri_bytes {
+        None => 8192,
+        Some(n) if n < 256 => {
+            p.error(&path.key("max_uri_bytes"), "must be at least 256");
+            8192
+        }
+        Some(n) => n as usize,
+    };
     ServerSettings {
         threads,
         pid_file: PathBuf::from(s.pid_file.unwrap_or_else(|| "/tmp/switchyard.pid".into())),
@@ -154,6 +162,7 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
             p,
         ),
         max_header_bytes,
+        max_uri_bytes,
         idle_timeout: nonzero_duration(
             s.idle_timeout.as_ref(),
             Duration::from_secs(60),
