@@ -24,6 +24,17 @@ pub enum Broken {
     To,
 }
 
+/// How a body is written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// As it was received, framing included.
+    AsIs,
+    /// A close-delimited body, re-framed as chunks (ended by the last chunk
+    /// when the sender closes), so the client's connection outlives it:
+    /// what Pingora's path does for HTTP/1.1 clients too.
+    Chunked,
+}
+
 /// Copies the rest of a body framed by `framing` from `from` to `to`. The
 /// body's first bytes may already have been read: `pending` (which may also
 /// hold bytes past the body, a pipelined follow-up; those are returned).
@@ -32,6 +43,7 @@ pub async fn relay<R, W>(
     from: &mut R,
     to: &mut W,
     framing: Framing,
+    output: Output,
     pending: &[u8],
     gap: Duration,
 ) -> Result<Vec<u8>, Broken>
@@ -62,7 +74,9 @@ where
             }
         };
         if take > 0 {
-            to.write_all(&data[..take]).await.map_err(|_| Broken::To)?;
+            write_out(to, output, &data[..take])
+                .await
+                .map_err(|_| Broken::To)?;
         }
         if done {
             return Ok(data[take..].to_vec());
@@ -84,13 +98,44 @@ where
             Err(_) => return Err(Broken::To),
         };
         if n == 0 {
-            return match framing {
-                Framing::UntilClose => Ok(Vec::new()),
+            return match (framing, output) {
+                (Framing::UntilClose, Output::Chunked) => {
+                    to.write_all(b"0\r\n\r\n").await.map_err(|_| Broken::To)?;
+                    Ok(Vec::new())
+                }
+                (Framing::UntilClose, Output::AsIs) => Ok(Vec::new()),
                 _ => Err(Broken::From),
             };
         }
         data = &buf[..];
     }
+}
+
+async fn write_out<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    output: Output,
+    data: &[u8],
+) -> std::io::Result<()> {
+    if output == Output::Chunked {
+        let mut size = [0u8; 18];
+        let n = hex_line(data.len(), &mut size);
+        to.write_all(&size[..n]).await?;
+        to.write_all(data).await?;
+        return to.write_all(b"\r\n").await;
+    }
+    to.write_all(data).await
+}
+
+/// `len` in hex and CRLF, into `out`; how many bytes.
+fn hex_line(len: usize, out: &mut [u8; 18]) -> usize {
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..digits {
+        let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
+        out[i] = b"0123456789abcdef"[nibble];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    digits + 2
 }
 
 /// A chunked body's framing is broken.
@@ -226,6 +271,7 @@ mod tests {
             &mut rx,
             &mut out,
             Framing::Chunked,
+            Output::AsIs,
             b"5\r\nhel",
             Duration::from_secs(1),
         )
@@ -239,12 +285,37 @@ mod tests {
             &mut rx,
             &mut out,
             Framing::Length(2),
+            Output::AsIs,
             b"abc",
             Duration::from_secs(1),
         )
         .await
         .unwrap();
         assert_eq!((out.as_slice(), rest.as_slice()), (&b"ab"[..], &b"c"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_close_delimited_body_is_rechunked() {
+        let (mut tx, mut rx) = tokio::io::duplex(1024);
+        tx.write_all(&[b'x'; 26]).await.unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        let rest = relay(
+            &mut rx,
+            &mut out,
+            Framing::UntilClose,
+            Output::Chunked,
+            b"abc",
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert!(rest.is_empty());
+        let want = format!("3\r\nabc\r\n1a\r\n{}\r\n0\r\n\r\n", "x".repeat(26));
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        let mut line = [0u8; 18];
+        let n = hex_line(0x10000, &mut line);
+        assert_eq!(&line[..n], b"10000\r\n");
     }
 
     #[tokio::test]
@@ -256,6 +327,7 @@ mod tests {
             &mut rx,
             &mut out,
             Framing::Length(10),
+            Output::AsIs,
             b"abc",
             Duration::from_secs(1),
         )

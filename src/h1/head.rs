@@ -170,6 +170,9 @@ pub struct Response {
     pub reusable: bool,
     /// Length of the head in the buffer it was parsed from.
     pub head_len: usize,
+    /// A body without length or coding, to be sent on in chunks
+    /// ([`super::body::Output::Chunked`]); the head says so.
+    pub rechunk: bool,
     /// The client's head but for `Connection` and the blank line: the
     /// status line, the backend's header lines less hop-by-hop ones (and
     /// `Content-Length` beside `Transfer-Encoding`), then the additions.
@@ -270,6 +273,12 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
             field(&mut head, name, line.value);
         }
     }
+    // No length, no coding: the body ends when the backend closes. The
+    // client gets it in chunks and keeps its connection, as on Pingora's path.
+    let rechunk = framing == Framing::UntilClose && !coded;
+    if rechunk {
+        field(&mut head, b"Transfer-Encoding", b"chunked");
+    }
     // A response forwarded without a Date gets one (RFC 9110 §6.6.1), as
     // Pingora's path sets it on every response.
     if !dated && status >= 200 {
@@ -284,6 +293,7 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
         framing,
         reusable: keep_alive && framing != Framing::UntilClose,
         head_len,
+        rechunk,
         head,
     }))
 }
@@ -348,12 +358,17 @@ mod tests {
     fn a_response_without_date_gets_one_and_a_dated_one_keeps_its_own() {
         let r = done(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false);
         let date = text(&r.head).lines().find(|l| l.starts_with("Date: "));
-        assert!(date.is_some_and(|d| d.ends_with(" GMT")), "{}", text(&r.head));
-        let dated = b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        assert!(
+            date.is_some_and(|d| d.ends_with(" GMT")),
+            "{}",
+            text(&r.head)
+        );
+        let dated =
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n";
         let r = done(dated, false);
         assert_eq!(
             text(&r.head),
-            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n"
         );
     }
 
@@ -479,9 +494,17 @@ mod tests {
             "HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n"
         );
         let r = done(b"HTTP/1.1 599\r\n\r\n", false);
-        assert_eq!(undated(&r.head), "HTTP/1.1 599 \r\n");
+        // (No length: the body is sent on in chunks.)
+        assert_eq!(
+            undated(&r.head),
+            "HTTP/1.1 599 \r\nTransfer-Encoding: chunked\r\n"
+        );
+        assert!(r.rechunk);
         let r = done(b"HTTP/1.1 503\r\n\r\n", false);
-        assert_eq!(undated(&r.head), "HTTP/1.1 503 Service Unavailable\r\n");
+        assert_eq!(
+            undated(&r.head),
+            "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n"
+        );
 
         let mut ctx = crate::proxy::RequestCtx::new();
         ctx.set_cookie = Some("sy=abc; Path=/".into());
@@ -493,7 +516,7 @@ mod tests {
         });
         let additions = ResponseAdditions::take(&mut ctx).unwrap();
         let Parsed::Done(r) = response(
-            b"HTTP/1.1 200 OK\r\nratelimit-limit: 99\r\nSet-Cookie: app=1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nratelimit-limit: 99\r\nSet-Cookie: app=1\r\nContent-Length: 0\r\n\r\n",
             false,
             &additions,
         ) else {
@@ -501,7 +524,7 @@ mod tests {
         };
         assert_eq!(
             undated(&r.head),
-            "HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nSet-Cookie: sy=abc; Path=/\r\n\
+            "HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nContent-Length: 0\r\nSet-Cookie: sy=abc; Path=/\r\n\
              RateLimit-Limit: 5\r\nRateLimit-Remaining: 4\r\n"
         );
     }

@@ -44,7 +44,7 @@ use crate::config::{Policy, UpstreamProtocol};
 use crate::http_guard::Prefixed;
 use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
 use crate::upstream::breaker::Outcome;
-use body::Broken;
+use body::{Broken, Output};
 use head::{Framing, Parsed};
 use within::within;
 
@@ -336,7 +336,7 @@ impl Exchange<'_> {
             let timeout = self.client_timeout;
             // The body is read from the client as it comes: a failed read
             // is the client's, a failed write the backend's.
-            match body::relay(self.client, conn, framing, &[], timeout).await {
+            match body::relay(self.client, conn, framing, Output::AsIs, &[], timeout).await {
                 Ok(_) => {}
                 Err(Broken::From) => return Err(Failed::Client),
                 Err(Broken::To) => return Err(Failed::Backend),
@@ -404,7 +404,7 @@ impl Exchange<'_> {
             Outcome::Success
         };
         let keep = !client_close
-            && resp.framing != Framing::UntilClose
+            && (resp.framing != Framing::UntilClose || resp.rechunk)
             && !*shutdown.borrow()
             && !drain::handing_over();
         // Said either way, as Pingora's HTTP/1 server does.
@@ -422,6 +422,11 @@ impl Exchange<'_> {
             &mut conn,
             &mut Counted(self),
             resp.framing,
+            if resp.rechunk {
+                Output::Chunked
+            } else {
+                Output::AsIs
+            },
             &rest,
             read_timeout,
         )
