@@ -129,9 +129,9 @@ async fn write_out<W: AsyncWrite + Unpin>(
 /// `len` in hex and CRLF, into `out`; how many bytes.
 fn hex_line(len: usize, out: &mut [u8; 18]) -> usize {
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for i in 0..digits {
+    for (i, digit) in out[..digits].iter_mut().enumerate() {
         let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
-        out[i] = b"0123456789abcdef"[nibble];
+        *digit = b"0123456789abcdef"[nibble];
     }
     out[digits] = b'\r';
     out[digits + 1] = b'\n';
