@@ -25,6 +25,10 @@ pub struct RequestCtx {
     pub rate: Option<Decision>,
     /// A `Set-Cookie` value to add to the response (sticky routes).
     pub set_cookie: Option<String>,
+    /// The current try's reused backend connection broke before any answer
+    /// (the backend had closed it while idle): the next try goes to the
+    /// same backend, with the same attempt, on another connection.
+    pub again: bool,
 }
 
 impl RequestCtx {
@@ -38,6 +42,7 @@ impl RequestCtx {
             own_status: None,
             rate: None,
             set_cookie: None,
+            again: false,
         }
     }
 }

@@ -133,6 +133,12 @@ impl ProxyHttp for HttpProxy {
             Error::explain(ErrorType::InternalError, "upstream_peer without a route")
         })?;
         let upstream = &route.upstream;
+        if std::mem::take(&mut ctx.again) {
+            if let Some(attempt) = &ctx.attempt {
+                let backend = upstream.backend(attempt.index);
+                return Ok(Box::new(peer::build(&upstream.spec, backend)));
+            }
+        }
         // The previous try (if any) was reported in fail_to_connect.
         ctx.attempt = None;
         let client_ip = client_ip(session);
@@ -182,6 +188,29 @@ impl ProxyHttp for HttpProxy {
         if ctx.tried.len() <= retries {
             e.set_retry(true);
         }
+        e
+    }
+
+    /// A request whose reused backend connection broke before any answer
+    /// goes once more to the same backend, when it has no body to replay:
+    /// the backend closed the idle connection, it did not fail. The same
+    /// rule as the HTTP/1 forwarder's; every other failure is final here
+    /// (only connect failures are retried, in `fail_to_connect`).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let stale = client_reused
+            && ctx.upstream_status.is_none()
+            && session.response_written().is_none()
+            && session.as_mut().is_body_empty();
+        e.set_retry(stale);
+        ctx.again = stale;
         e
     }
 
