@@ -54,19 +54,39 @@ fn steers_away_from_the_busy_backend(policy: &str) {
     while b[0].hits() + b[1].hits() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let busy = if b[0].hits() > 0 {
-        &b[0].name
+    let (busy, other) = if b[0].hits() > 0 {
+        (&b[0], &b[1])
     } else {
-        &b[1].name
+        (&b[1], &b[0])
     };
-    for _ in 0..10 {
+    for i in 0..10 {
+        // The previous request's in-flight count is released just after
+        // this client read its response; sent at once, the next request can
+        // be chosen (on the proxy's other worker thread) before that, see
+        // both backends at 1 and break the tie towards the busy one
+        // (least_conn: round robin; p2c: the first drawn). So the loads this
+        // request meets are waited for: the slow request alone in flight.
+        let settled = common::daemon::wait_until(Duration::from_secs(5), || {
+            proxy.inflight("u", other) == 0.0
+        });
+        assert!(
+            settled,
+            "request #{i}: {} still counted in flight",
+            other.name
+        );
+        assert_eq!(
+            proxy.inflight("u", busy),
+            1.0,
+            "request #{i}: the slow request on {} is no longer in flight",
+            busy.name
+        );
         assert_ne!(
-            &who(&proxy, ""),
-            busy,
-            "{policy} sent a request to the busy backend"
+            who(&proxy, ""),
+            busy.name,
+            "{policy} sent request #{i} to the busy backend"
         );
     }
-    assert_eq!(&slow.join().unwrap(), busy);
+    assert_eq!(slow.join().unwrap(), busy.name);
 }
 
 #[test]

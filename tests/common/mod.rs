@@ -137,6 +137,18 @@ impl Proxy {
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         metric_value(&self.metrics(), name, labels)
     }
+
+    /// Requests the proxy counts in flight on `backend` of `upstream` now
+    /// (`switchyard_backend_inflight`, read live at each scrape). A request's
+    /// count is released when the proxy has finished with it, just *after*
+    /// its client has the whole response: a client that sends its next
+    /// request at once can still find the previous one counted.
+    pub fn inflight(&self, upstream: &str, backend: &DemoServer) -> f64 {
+        let addr = backend.addr.to_string();
+        let labels = [("upstream", upstream), ("backend", addr.as_str())];
+        self.metric("switchyard_backend_inflight", &labels)
+            .unwrap_or_else(|| panic!("no switchyard_backend_inflight for {upstream}/{addr}"))
+    }
 }
 
 impl Drop for Proxy {
