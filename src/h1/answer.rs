@@ -1,7 +1,7 @@
 //! Answers the forwarder makes itself, byte for byte what the Pingora path
 //! sends ([`crate::proxy::respond`]): the status, a short `text/plain` body
-//! naming it, any extra headers (429's `Retry-After`), and the connection
-//! closed after it.
+//! naming it, any extra headers (429's `Retry-After`), the date, and the
+//! connection closed after it.
 
 use crate::proxy::respond;
 
@@ -19,7 +19,10 @@ pub fn bytes(code: u16, extra: &[(&'static str, String)]) -> Vec<u8> {
         out.push_str(value);
         out.push_str("\r\n");
     }
-    out.push_str("Connection: close\r\n\r\n");
+    let date = pingora::protocols::http::date::get_cached_date();
+    out.push_str("Date: ");
+    out.push_str(date.to_str().unwrap_or_default());
+    out.push_str("\r\nConnection: close\r\n\r\n");
     out.push_str(&body);
     out.into_bytes()
 }
@@ -31,7 +34,8 @@ mod tests {
         let wire = String::from_utf8(super::bytes(429, &[("Retry-After", "2".into())])).unwrap();
         assert!(wire.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
         assert!(wire.contains("\r\nRetry-After: 2\r\n"));
-        assert!(wire.contains("\r\nConnection: close\r\n"));
+        assert!(wire.contains(" GMT\r\nConnection: close\r\n"), "{wire}");
+        assert!(wire.contains("\r\nDate: "), "{wire}");
         assert!(wire.ends_with("\r\n\r\n429 Too Many Requests\n"));
     }
 }

@@ -244,6 +244,9 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
             None => Framing::UntilClose,
         }
     };
+    // Interim (1xx) heads are passed on as they are; what the request
+    // earned (cookie, rate-limit headers) goes on the final one.
+    let final_head = status >= 200;
     let mut head = Vec::with_capacity(head_len + 128);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(&[
@@ -267,7 +270,7 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
         // must then not be passed on.
         let overridden = coded && name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes());
         if !overridden
-            && !additions.replaces(name)
+            && !(final_head && additions.replaces(name))
             && !headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection)
         {
             field(&mut head, name, line.value);
@@ -281,12 +284,14 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
     }
     // A response forwarded without a Date gets one (RFC 9110 §6.6.1), as
     // Pingora's path sets it on every response.
-    if !dated && status >= 200 {
+    if !dated && final_head {
         let now = pingora::protocols::http::date::get_cached_date();
         field(&mut head, b"Date", now.as_bytes());
     }
-    for (name, value) in additions.fields() {
-        field(&mut head, name.as_bytes(), value.as_bytes());
+    if final_head {
+        for (name, value) in additions.fields() {
+            field(&mut head, name.as_bytes(), value.as_bytes());
+        }
     }
     Parsed::Done(Box::new(Response {
         status,

@@ -345,6 +345,9 @@ impl Exchange<'_> {
         let head_request = self.req.method == http::Method::HEAD;
         // Read into spare capacity: nothing is zeroed first.
         let mut buf: Vec<u8> = Vec::with_capacity(RESPONSE_READ);
+        // An interim response went to the client: the backend answered, so
+        // a close now is a failure, not a stale connection.
+        let mut interim = false;
         loop {
             let had = buf.len();
             if buf.capacity() - had < RESPONSE_READ / 2 {
@@ -352,18 +355,17 @@ impl Exchange<'_> {
             }
             let n = match tokio::time::timeout(read_timeout, conn.read_buf(&mut buf)).await {
                 Ok(Ok(n)) => n,
-                Ok(Err(_)) if had == 0 && bodiless => return Err(Failed::Stale),
+                Ok(Err(_)) if had == 0 && bodiless && !interim => return Err(Failed::Stale),
                 Ok(Err(_)) => return Err(Failed::Backend),
                 Err(_) => return Err(Failed::Timeout),
             };
             if n == 0 {
-                return Err(if had == 0 && bodiless {
+                return Err(if had == 0 && bodiless && !interim {
                     Failed::Stale
                 } else {
                     Failed::Backend
                 });
             }
-            // Interim responses (100, 103) are not passed on.
             loop {
                 match head::response(&buf, head_request, additions) {
                     Parsed::Partial if buf.len() > MAX_RESPONSE_HEAD => {
@@ -372,8 +374,19 @@ impl Exchange<'_> {
                     Parsed::Partial => break,
                     Parsed::Malformed => return Err(Failed::Backend),
                     Parsed::Done(r) if r.status == 101 => return Err(Failed::Backend),
-                    Parsed::Done(r) if r.status < 200 => {
+                    // Interim responses (100, 102, 103) are passed on at
+                    // once (RFC 9110 §15.2), as Pingora's path does.
+                    Parsed::Done(mut r) if r.status < 200 => {
                         buf.drain(..r.head_len);
+                        interim = true;
+                        r.head.extend_from_slice(b"\r\n");
+                        let sent = async {
+                            self.client.write_all(&r.head).await?;
+                            self.client.flush().await
+                        };
+                        if within(self.client_timeout, sent).await.is_none_or(|r| r.is_err()) {
+                            return Err(Failed::Client);
+                        }
                     }
                     Parsed::Done(r) => {
                         // What follows the head (the body's first bytes)

@@ -172,13 +172,21 @@ pub fn restore_te_trailers(
     Ok(())
 }
 
-/// For an HTTP/1.0 client, which cannot read chunked encoding (RFC 9112
-/// §6.1): `Transfer-Encoding` comes off the response, so the body is sent
-/// as it is decoded and ends when the connection closes.
-pub fn unchunk_for_http10(req: http::Version, resp: &mut ResponseHeader) {
+/// The response head as an HTTP/1 client gets it, as the forwarder writes
+/// it: the status line is ours (HTTP/1.1 whatever the backend spoke, RFC
+/// 9110 §6.2; a missing reason phrase is the usual one), and an HTTP/1.0
+/// client (`req`), which cannot read chunked encoding (RFC 9112 §6.1), gets
+/// no `Transfer-Encoding`: the body is sent as it is decoded and ends when
+/// the connection closes.
+pub fn fit_http1_client(req: http::Version, resp: &mut ResponseHeader) -> pingora::Result<()> {
+    resp.set_version(http::Version::HTTP_11);
+    if resp.get_reason_phrase() == Some("") {
+        resp.set_reason_phrase(None)?;
+    }
     if req == http::Version::HTTP_10 {
         resp.remove_header(&http::header::TRANSFER_ENCODING);
     }
+    Ok(())
 }
 
 /// Drops hop-by-hop headers from the backend's response, except on a 101

@@ -231,11 +231,23 @@ impl ProxyHttp for HttpProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        // A 101 only answers a request that asked to switch protocols;
+        // anything else is a broken backend (502), as on the forwarder.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS
+            && !session.as_ref().is_upgrade_req()
+        {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "101 to a request that asked for no upgrade",
+            ));
+        }
+        if !upstream_response.status.is_informational() {
+            ctx.upstream_status = Some(upstream_response.status.as_u16());
+        }
         Ok(())
     }
 
@@ -257,7 +269,9 @@ impl ProxyHttp for HttpProxy {
         // final answer that early should cost the connection.
         let interim = upstream_response.status.is_informational();
         session.set_close_on_response_before_downstream_finish(!interim);
-        headers::unchunk_for_http10(session.req_header().version, upstream_response);
+        if !session.as_ref().is_http2() {
+            headers::fit_http1_client(session.req_header().version, upstream_response)?;
+        }
         rewrite_response(upstream_response, ctx)
     }
 
@@ -268,7 +282,12 @@ impl ProxyHttp for HttpProxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = respond::status_for(e);
-        if code > 0 && session.response_written().is_none() {
+        // An interim (1xx) head passed on is not an answer: the final one
+        // still has to be sent.
+        let answered = session
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational());
+        if code > 0 && !answered {
             respond::answer(session, code, &[]).await;
             ctx.own_status = Some(code);
         }
@@ -357,6 +376,10 @@ pub(crate) fn upstream_target(route: Option<&RouteRuntime>, req: &RequestHeader)
 /// sticky cookie and the `RateLimit-*` headers this request earned.
 pub(crate) fn rewrite_response(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     headers::strip_response_hop_by_hop(resp);
+    // Interim (1xx) heads pass as they are; the additions go on the final one.
+    if resp.status.is_informational() {
+        return Ok(());
+    }
     headers::ResponseAdditions::take(ctx)?.apply(resp)
 }
 
