@@ -384,7 +384,10 @@ impl Exchange<'_> {
                             self.client.write_all(&r.head).await?;
                             self.client.flush().await
                         };
-                        if within(self.client_timeout, sent).await.is_none_or(|r| r.is_err()) {
+                        if within(self.client_timeout, sent)
+                            .await
+                            .is_none_or(|r| r.is_err())
+                        {
                             return Err(Failed::Client);
                         }
                     }
