@@ -205,16 +205,25 @@ fn a_close_delimited_response_is_rechunked_and_the_client_kept() {
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
 }
 
+/// Interim responses reach the client at once, before the final one
+/// (RFC 9110 §15.2); the final one is still whole and the connection kept.
 #[test]
-fn interim_responses_are_not_passed_on() {
+fn interim_responses_are_passed_on() {
     let (backend, _) = scripted(|_| {
         let bytes = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         (bytes.to_vec(), false)
     });
     let proxy = proxy_to(backend);
-    let r = get(proxy.http, "a", "/");
-    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
-    assert_eq!(r.header("link"), None);
+    let (mut s, mut r) = keep_alive(proxy.http);
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let interim = read_response(&mut r).expect("the 103");
+        assert_eq!(interim.status, 103);
+        assert_eq!(interim.header("link"), Some("</a.css>; rel=preload"));
+        let last = read_response(&mut r).expect("the 200");
+        assert_eq!((last.status, last.body.as_str()), (200, "ok"));
+        assert_eq!(last.header("link"), None);
+    }
 }
 
 #[test]

@@ -90,8 +90,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How reading a head ended.
 enum Head {
-    /// A complete head of this length (and maybe more) is buffered.
-    Complete(usize),
+    /// A complete head of this length (and maybe more) is buffered; the
+    /// whole request's length, when it is known from the head.
+    Complete(usize, Option<u64>),
     /// The client closed before sending anything: a normal end of keep-alive.
     Closed,
     /// Answer this status and close.
@@ -126,8 +127,8 @@ where
         // new timeout per request was a timer-wheel insertion and removal.
         let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
-            let head_len = match read_head(&mut stream, &self.limits).await {
-                Head::Complete(len) => len,
+            let (head_len, request_len) = match read_head(&mut stream, &self.limits).await {
+                Head::Complete(len, request_len) => (len, request_len),
                 Head::Closed => return None,
                 Head::Reject(code) => {
                     Box::pin(reject(&mut stream, code)).await;
@@ -146,6 +147,11 @@ where
                     return None;
                 }
                 Served::Declined => {
+                    // Pingora reads no further than this request, when its
+                    // length is known: a pipelined next one stays in
+                    // `stream`, for this loop to read (Pingora would close
+                    // the connection on bytes read past the request).
+                    stream.set_fence(request_len);
                     let reused = self.request(stream, settings.take(), shutdown).await?;
                     let (next, next_settings) = reused.consume();
                     settings = next_settings;
@@ -153,6 +159,7 @@ where
                     // keep any bytes of the next request it holds.
                     stream = *next.into_any().downcast::<Prefixed>().ok()?;
                     stream.set_gather(true);
+                    stream.set_fence(None);
                 }
             }
             // Between requests the client may be idle up to idle_timeout
@@ -262,7 +269,7 @@ async fn read_head(stream: &mut Prefixed, limits: &HeadLimits) -> Head {
                     return Head::Reject(400);
                 }
             }
-            return Head::Complete(end);
+            return Head::Complete(end, shape.request_len(end));
         }
         if stream.buffered() > limits.max_header_bytes {
             return Head::Reject(431);

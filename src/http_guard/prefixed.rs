@@ -17,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The most one read takes from the socket.
 const READ_CHUNK: usize = 8 * 1024;
+/// The most kept of a pipelined request while the one before it is served.
+const HOLD_MAX: usize = 64 * 1024;
 /// Writes smaller than this are gathered until a flush (one TCP segment).
 const WRITE_CHUNK: usize = 1460;
 
@@ -36,6 +38,8 @@ pub struct Prefixed {
     /// Written, not yet sent: `wbuf[wpos..]`.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// How much more the reader may take (see [`Prefixed::set_fence`]).
+    fence: Option<u64>,
     /// Small writes are gathered until a flush (see the `AsyncWrite` impl).
     /// Off while Pingora writes: it does not flush a Content-Length body
     /// until its end, so gathered bytes would wait on the backend.
@@ -50,6 +54,7 @@ impl Prefixed {
             pos: 0,
             wbuf: Vec::new(),
             wpos: 0,
+            fence: None,
             gather: true,
         }
     }
@@ -137,24 +142,77 @@ impl Prefixed {
     }
 }
 
+/// Reads pass on the buffered bytes first, then the socket's, up to the
+/// fence when one is set.
 impl AsyncRead for Prefixed {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if self.pos < self.buf.len() {
-            let n = out.remaining().min(self.buf.len() - self.pos);
-            let pos = self.pos;
-            out.put_slice(&self.buf[pos..pos + n]);
-            self.pos += n;
-            if self.pos == self.buf.len() {
-                self.buf = Vec::new();
-                self.pos = 0;
+        let this = &mut *self;
+        let room = match this.fence {
+            Some(0) => return this.poll_hold(cx),
+            Some(left) => out
+                .remaining()
+                .min(usize::try_from(left).unwrap_or(usize::MAX)),
+            None => out.remaining(),
+        };
+        let n = if this.pos < this.buf.len() {
+            let n = room.min(this.buf.len() - this.pos);
+            out.put_slice(&this.buf[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.buf.len() {
+                this.buf = Vec::new();
+                this.pos = 0;
             }
-            return Poll::Ready(Ok(()));
+            n
+        } else {
+            // At most `room` bytes from the socket (as `tokio::io::Take`).
+            let mut part = out.take(room);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut part))?;
+            let n = part.filled().len();
+            // SAFETY: the inner read initialised these `n` bytes of `out`.
+            unsafe { out.assume_init(n) };
+            out.advance(n);
+            n
+        };
+        if let Some(left) = &mut this.fence {
+            *left -= n as u64;
         }
-        Pin::new(&mut self.inner).poll_read(cx, out)
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Prefixed {
+    /// At the fence: whatever the client sends (the next pipelined request)
+    /// is kept here for the guard, and the reader waits. At most
+    /// [`HOLD_MAX`] bytes are kept; a client's close is left for the guard
+    /// to find.
+    fn poll_hold(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while self.buffered() < HOLD_MAX {
+            let polled = SCRATCH.with_borrow_mut(|scratch| {
+                let mut into = ReadBuf::new(&mut scratch[..]);
+                match Pin::new(&mut self.inner).poll_read(cx, &mut into) {
+                    Poll::Ready(Ok(())) if !into.filled().is_empty() => {
+                        self.buf.extend_from_slice(into.filled());
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if !polled {
+                break;
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Lets the reader (Pingora) take at most `fence` more bytes: the rest
+    /// of the request it was handed, when its length is known. `None`: no
+    /// limit (a chunked body, an upgrade).
+    pub fn set_fence(&mut self, fence: Option<u64>) {
+        self.fence = fence;
     }
 }
 

@@ -14,13 +14,42 @@ pub struct Shape {
     /// The head has a `Transfer-Encoding` line: its body is chunked (any
     /// other final coding is refused by Pingora's parser).
     pub transfer_encoding: bool,
+    pub content_length: Length,
+    /// The head has an `Upgrade` line: after a 101 the connection is a tunnel.
+    pub upgrade: bool,
+}
+
+/// A head's `Content-Length`, as far as this check reads it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    #[default]
+    Absent,
+    /// One line of plain digits.
+    Is(u64),
+    /// Several lines, or not plain digits (Pingora's parser judges those).
+    Unclear,
+}
+
+impl Shape {
+    /// How many bytes this request takes, its head of `head_len` bytes
+    /// included, when that is known before its body arrives.
+    pub fn request_len(&self, head_len: usize) -> Option<u64> {
+        if self.transfer_encoding || self.upgrade {
+            return None;
+        }
+        match self.content_length {
+            Length::Absent => Some(head_len as u64),
+            Length::Is(n) => (head_len as u64).checked_add(n),
+            Length::Unclear => None,
+        }
+    }
 }
 
 /// Why this head must be refused with 400, if it must; else its [`Shape`].
 /// `head` ends with its blank line. (One pass over the line ends: this runs
 /// for every request.)
 pub fn check(head: &[u8]) -> Result<Shape, &'static str> {
-    let (mut length, mut coding) = (false, false);
+    let mut shape = Shape::default();
     let mut line_start = 0;
     for end in memchr::memchr_iter(b'\n', head) {
         if end == 0 || head[end - 1] != b'\r' {
@@ -31,18 +60,33 @@ pub fn check(head: &[u8]) -> Result<Shape, &'static str> {
             let line = &head[line_start..end];
             if let Some(colon) = memchr::memchr(b':', line) {
                 let name = &line[..colon];
-                length |= name.eq_ignore_ascii_case(b"content-length");
-                coding |= name.eq_ignore_ascii_case(b"transfer-encoding");
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    shape.content_length = match shape.content_length {
+                        Length::Absent => {
+                            digits(&line[colon + 1..]).map_or(Length::Unclear, Length::Is)
+                        }
+                        _ => Length::Unclear,
+                    };
+                }
+                shape.transfer_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
+                shape.upgrade |= name.eq_ignore_ascii_case(b"upgrade");
             }
         }
         line_start = end + 1;
     }
-    if length && coding {
+    if shape.transfer_encoding && shape.content_length != Length::Absent {
         return Err("both Content-Length and Transfer-Encoding");
     }
-    Ok(Shape {
-        transfer_encoding: coding,
-    })
+    Ok(shape)
+}
+
+/// A header value of plain decimal digits (around optional white space).
+fn digits(value: &[u8]) -> Option<u64> {
+    let v = value.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 /// Why this head must be refused with 400, if it must.
@@ -92,6 +136,29 @@ mod tests {
         assert_eq!(shape.map(|s| s.transfer_encoding), Ok(true));
         let shape = check(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(shape.map(|s| s.transfer_encoding), Ok(false));
+    }
+
+    #[test]
+    fn a_request_length_is_known_without_coding_or_upgrade() {
+        let len = |head: &[u8]| check(head).unwrap().request_len(head.len());
+        assert_eq!(len(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Some(27));
+        assert_eq!(
+            len(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+            Some(52)
+        );
+        assert_eq!(
+            len(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            None
+        );
+        assert_eq!(len(b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), None);
+        assert_eq!(
+            len(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            len(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            None
+        );
     }
 
     #[test]

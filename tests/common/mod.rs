@@ -239,7 +239,8 @@ pub fn send(addr: SocketAddr, raw: &[u8]) -> Response {
     read_response(&mut BufReader::new(s)).expect("a response")
 }
 
-/// Reads one response (Content-Length, chunked, or until close).
+/// Reads one response (Content-Length, chunked, or until close; an
+/// interim 1xx is returned as a response of its own).
 pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Option<Response> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
@@ -262,6 +263,10 @@ pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Option<Response> {
         headers,
         body: String::new(),
     };
+    // An interim response (1xx) is a head alone; the final one follows.
+    if (100..200).contains(&status) {
+        return Some(resp);
+    }
     let mut body = Vec::new();
     if resp
         .header("transfer-encoding")
