@@ -39,14 +39,17 @@ bench:
 	@./scripts/install-deps.sh haproxy nginx wrk nghttp2-client openssl
 	$(CARGO) bench
 
-## Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the config checker and the
-## request-head handling, FUZZ_SECONDS per target (default 60). cargo-fuzz wants
+## Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the config checker, the
+## request-head handling and the two HTTP/1 engines side by side (`engines`:
+## random requests and backend answers through a forwarder listener and a
+## `forwarder: false` one), FUZZ_SECONDS per target (default 60). cargo-fuzz wants
 ## nightly features; RUSTC_BOOTSTRAP lets the stable toolchain provide them.
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run config -- -max_total_time=$(FUZZ_SECONDS)
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run request_head -- -max_total_time=$(FUZZ_SECONDS)
+	mkdir -p fuzz/corpus/engines && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run engines fuzz/corpus/engines fuzz/seeds/engines -- -max_total_time=$(FUZZ_SECONDS)
 
 fmt:
 	$(CARGO) fmt --all

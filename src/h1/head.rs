@@ -269,10 +269,12 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
         // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3), which
         // must then not be passed on.
         let overridden = coded && name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes());
-        if !overridden
-            && !(final_head && additions.replaces(name))
-            && !headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection)
-        {
+        // The additions replace the backend's lines of their names.
+        let replaced = final_head && additions.replaces(name);
+        let dropped = overridden
+            || replaced
+            || headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection);
+        if !dropped {
             field(&mut head, name, line.value);
         }
     }
