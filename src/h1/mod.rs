@@ -143,6 +143,7 @@ impl Forwarder {
             ctx: &mut ctx,
             client_timeout: self.client_timeout,
             sent: 0,
+            body_unfinished: false,
         };
         let (status, outcome, keep) = exchange.run(close, shutdown).await;
         let sent = exchange.sent;
@@ -191,6 +192,9 @@ struct Exchange<'a> {
     client_timeout: Duration,
     /// Response body bytes sent to the client.
     sent: usize,
+    /// The backend answered before the client had sent the whole body: the
+    /// client's connection closes after the response.
+    body_unfinished: bool,
 }
 
 impl Exchange<'_> {
@@ -334,12 +338,24 @@ impl Exchange<'_> {
         if inline < self.body_len {
             let framing = Framing::Length(self.body_len - inline);
             let timeout = self.client_timeout;
+            let (mut from_backend, mut to_backend) = conn.split();
+            let mut byte = [0u8; 1];
             // The body is read from the client as it comes: a failed read
-            // is the client's, a failed write the backend's.
-            match body::relay(self.client, conn, framing, Output::AsIs, &[], timeout).await {
-                Ok(_) => {}
-                Err(Broken::From) => return Err(Failed::Client),
-                Err(Broken::To) => return Err(Failed::Backend),
+            // is the client's, a failed write the backend's. Meanwhile the
+            // backend may answer (or close) before it has the whole body:
+            // that answer is passed on at once, as on Pingora's path, and
+            // the client's connection closes after it (the rest of its body
+            // is never read).
+            let relayed = tokio::select! {
+                biased;
+                r = body::relay(self.client, &mut to_backend, framing, Output::AsIs, &[], timeout) => Some(r),
+                _ = from_backend.peek(&mut byte) => None,
+            };
+            match relayed {
+                Some(Ok(_)) => {}
+                Some(Err(Broken::From)) => return Err(Failed::Client),
+                Some(Err(Broken::To)) => return Err(Failed::Backend),
+                None => self.body_unfinished = true,
             }
         }
         let head_request = self.req.method == http::Method::HEAD;
@@ -420,6 +436,7 @@ impl Exchange<'_> {
             Outcome::Success
         };
         let keep = !client_close
+            && !self.body_unfinished
             && (resp.framing != Framing::UntilClose || resp.rechunk)
             && !*shutdown.borrow()
             && !drain::handing_over();
@@ -450,7 +467,9 @@ impl Exchange<'_> {
         let flushed = within(self.client_timeout, self.client.flush()).await;
         match relayed {
             Ok(left) => {
-                if resp.reusable && left.is_empty() {
+                // (Not when the request body was cut short: the backend
+                // still waits for the rest of it.)
+                if resp.reusable && left.is_empty() && !self.body_unfinished {
                     self.route.idle.put(index, conn);
                 }
                 let client_ok = matches!(flushed, Some(Ok(())));

@@ -68,6 +68,11 @@ pub fn check(head: &[u8]) -> Result<Shape, &'static str> {
                         _ => Length::Unclear,
                     };
                 }
+                // A list of tokens: bytes past ASCII make it unreadable,
+                // and the two engines would read it differently.
+                if name.eq_ignore_ascii_case(b"connection") && !line[colon + 1..].is_ascii() {
+                    return Err("non-ASCII Connection value");
+                }
                 shape.transfer_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
                 shape.upgrade |= name.eq_ignore_ascii_case(b"upgrade");
             }
@@ -119,6 +124,7 @@ mod tests {
     fn finds_the_ambiguities() {
         assert!(problem(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ntransfer-encoding: chunked\r\n\r\n").is_some());
         assert!(problem(b"GET / HTTP/1.1\nHost: a\n\n").is_some());
+        assert!(problem(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x\xf3\r\n\r\n").is_some());
         assert!(problem(b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n").is_some());
     }
 

@@ -189,6 +189,18 @@ pub fn fit_http1_client(req: http::Version, resp: &mut ResponseHeader) -> pingor
     Ok(())
 }
 
+/// The response's body ends only when the backend closes: it has a
+/// `Transfer-Encoding` whose last coding is not chunked (RFC 9112 §6.3).
+pub fn ends_at_close(resp: &ResponseHeader) -> bool {
+    let mut codings = resp.headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    codings.next_back().is_some_and(|v| {
+        v.as_bytes()
+            .rsplit(|b| *b == b',')
+            .next()
+            .is_some_and(|t| !t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    })
+}
+
 /// Drops hop-by-hop headers from the backend's response, except on a 101
 /// (the tunnel needs `Connection`/`Upgrade`).
 pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {

@@ -264,6 +264,11 @@ impl ProxyHttp for HttpProxy {
         if session.is_process_shutting_down() || drain::handing_over() {
             session.set_keepalive(None);
         }
+        // A body that ends at the backend's close ends the client's
+        // connection too: say so, as the forwarder does.
+        if headers::ends_at_close(upstream_response) {
+            session.set_keepalive(None);
+        }
         // Pingora turns keep-alive off when a head is written before the
         // request body is done, an interim `100 Continue` included; only a
         // final answer that early should cost the connection.

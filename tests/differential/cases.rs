@@ -811,6 +811,25 @@ pub fn cases() -> Vec<Case> {
         )
         .expect(Status(502)),
         Case::new(
+            "resp_coding_not_chunked",
+            req(GET),
+            close_after(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nbody"),
+        ),
+        // Found by the engines fuzz target (with the last case).
+        Case::new(
+            "early_close_before_the_whole_body",
+            req("POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"),
+            vec![Step::Close],
+        )
+        .expect(Status(502)),
+        Case::new(
+            "non_ascii_connection_value",
+            req(b"GET {P} HTTP/1.1\r\nHost: a\r\nConnection: x\xf3\r\n\r\n".to_vec()),
+            answer(ok("ok")),
+        )
+        .expect(Status(400))
+        .expect(NothingForwarded),
+        Case::new(
             "fault_never_answers",
             req("GET /slow{P} HTTP/1.1\r\nHost: a\r\n\r\n"),
             vec![Step::ReadBody, Step::Hang],
@@ -832,6 +851,18 @@ pub fn cases() -> Vec<Case> {
                 Step::Send(b"efghij".to_vec()),
             ],
         ),
+        // The last case: after an early answer to an unfinished body,
+        // Pingora 0.9 puts the backend connection back in its pool although
+        // the backend still waits for the rest of the body (README, "Known
+        // limits of Pingora's path"); a later request on Pingora's path to
+        // that backend could be sent on it. The forwarder never reuses such
+        // a connection.
+        Case::new(
+            "early_answer_before_the_whole_body",
+            req("POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"),
+            vec![Step::Send(ok("early"))],
+        )
+        .expect(Status(200)),
     ]
 }
 
