@@ -13,7 +13,8 @@
 //! wants two descriptors per connection of its `maxconn`, and the hard fd
 //! limit here is 20,000),
 //! `HTTP_BENCH_ONLY` a comma list of scenarios
-//! (`keepalive,close,conns1000,unpinned,memory`; default all).
+//! (`keepalive,close,conns1000,unpinned,memory`; default all),
+//! `HTTP_BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
 
 mod host;
 mod idle;
