@@ -164,7 +164,12 @@ pub fn switchyard(dir: &Path, backends: [SocketAddr; 2], at: Placement) -> Runni
     // a change), with this bench's peers and load.
     let bin = std::env::var("HTTP_BENCH_SWITCHYARD")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_string());
-    spawn(&bin, &["run", "-c", conf.to_str().unwrap()], at.cpus, listen)
+    spawn(
+        &bin,
+        &["run", "-c", conf.to_str().unwrap()],
+        at.cpus,
+        listen,
+    )
 }
 
 pub fn nginx(dir: &Path, backends: [SocketAddr; 2], at: Placement) -> Running {
