@@ -22,7 +22,8 @@
 //! Env: `EDGE_BENCH_SECONDS` per run (default 10), `EDGE_BENCH_ROUNDS`
 //! (default 3), `EDGE_BENCH_BATCH` connections per h2load run in the
 //! handshake scenarios (default 100), `EDGE_BENCH_ONLY` a comma list of
-//! scenarios (`tls13,tls12,h2`; default all).
+//! scenarios (`tls13,tls12,h2`; default all); `BENCH_SWITCHYARD` the
+//! switchyard binary to run (default: this build).
 
 mod h2load;
 #[path = "../http_peers/host.rs"]

@@ -91,9 +91,9 @@ fn switchyard(dir: &Path, cert: &Cert, backends: [SocketAddr; 2], cpus: &str) ->
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_switchyard");
+    let bin = crate::host::switchyard_bin();
     peers::launch(
-        bin,
+        &bin,
         &["run", "-c", conf.to_str().unwrap()],
         Some(cpus),
         listen,

@@ -63,3 +63,11 @@ pub fn group_pids(pgid: i32) -> Vec<i32> {
         .filter(|pid| unsafe { libc::getpgid(*pid) } == pgid)
         .collect()
 }
+
+/// The switchyard binary under test: `BENCH_SWITCHYARD` (another build, e.g.
+/// the one before a change, measured with the same peers and load), else
+/// this build's.
+pub fn switchyard_bin() -> String {
+    std::env::var("BENCH_SWITCHYARD")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_string())
+}

@@ -14,7 +14,7 @@
 //! limit here is 20,000),
 //! `HTTP_BENCH_ONLY` a comma list of scenarios
 //! (`keepalive,close,conns1000,unpinned,memory`; default all),
-//! `HTTP_BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
+//! `BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
 
 mod host;
 mod idle;

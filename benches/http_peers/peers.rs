@@ -160,10 +160,7 @@ pub fn switchyard(dir: &Path, backends: [SocketAddr; 2], at: Placement) -> Runni
         ),
     )
     .unwrap();
-    // HTTP_BENCH_SWITCHYARD: another build to measure (e.g. the one before
-    // a change), with this bench's peers and load.
-    let bin = std::env::var("HTTP_BENCH_SWITCHYARD")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_string());
+    let bin = crate::host::switchyard_bin();
     spawn(
         &bin,
         &["run", "-c", conf.to_str().unwrap()],
