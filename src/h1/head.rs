@@ -220,7 +220,7 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
             }
         } else if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str()) {
             coded = true;
-            chunked = last_coding_is_chunked(line.value);
+            chunked = headers::last_coding_is_chunked(line.value);
         } else if name.eq_ignore_ascii_case("connection") {
             if headers::nominates(line.value) {
                 connection.push(line.value);
@@ -324,7 +324,7 @@ pub fn write_request(method: &Method, target: &[u8], fields: &[u8], out: &mut Ve
 }
 
 /// Digits only (no sign, no spaces, no list): the one accepted form.
-fn plain_number(v: &[u8]) -> Option<u64> {
+pub(crate) fn plain_number(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 {
         return None;
     }
@@ -332,12 +332,6 @@ fn plain_number(v: &[u8]) -> Option<u64> {
     v.iter().try_fold(0u64, |n, &b| {
         b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
     })
-}
-
-fn last_coding_is_chunked(v: &[u8]) -> bool {
-    v.rsplit(|b| *b == b',')
-        .next()
-        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 #[cfg(test)]

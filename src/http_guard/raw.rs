@@ -87,11 +87,7 @@ pub fn check(head: &[u8]) -> Result<Shape, &'static str> {
 
 /// A header value of plain decimal digits (around optional white space).
 fn digits(value: &[u8]) -> Option<u64> {
-    let v = value.trim_ascii();
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    crate::h1::head::plain_number(value.trim_ascii())
 }
 
 /// Why this head must be refused with 400, if it must.

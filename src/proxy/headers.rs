@@ -193,12 +193,16 @@ pub fn fit_http1_client(req: http::Version, resp: &mut ResponseHeader) -> pingor
 /// `Transfer-Encoding` whose last coding is not chunked (RFC 9112 §6.3).
 pub fn ends_at_close(resp: &ResponseHeader) -> bool {
     let mut codings = resp.headers.get_all(http::header::TRANSFER_ENCODING).iter();
-    codings.next_back().is_some_and(|v| {
-        v.as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .is_some_and(|t| !t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-    })
+    codings
+        .next_back()
+        .is_some_and(|v| !last_coding_is_chunked(v.as_bytes()))
+}
+
+/// A `Transfer-Encoding` value whose last coding is `chunked`.
+pub fn last_coding_is_chunked(v: &[u8]) -> bool {
+    v.rsplit(|b| *b == b',')
+        .next()
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Drops hop-by-hop headers from the backend's response, except on a 101
