@@ -381,6 +381,31 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Pingora is handed one request; a pipelined next one, buffered or
+    /// arriving later, stays for the guard.
+    #[tokio::test]
+    async fn the_reader_stops_at_the_fence_and_what_follows_is_kept() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(256);
+        let mut p = Prefixed::new(Box::new(server));
+        client
+            .write_all(b"GET /a HTTP/1.1\r\n\r\nGET /b")
+            .await
+            .unwrap();
+        assert!(p.fill_at_least_one().await.unwrap());
+        p.set_fence(Some(19));
+        let mut got = vec![0u8; 64];
+        let n = p.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], b"GET /a HTTP/1.1\r\n\r\n");
+        client.write_all(b" HTTP/1.1\r\n\r\n").await.unwrap();
+        let more = tokio::time::timeout(Duration::from_millis(50), p.read(&mut got)).await;
+        assert!(more.is_err(), "read past the fence");
+        assert_eq!(p.head(p.buffered()), b"GET /b HTTP/1.1\r\n\r\n");
+        p.set_fence(None);
+        let n = p.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], b"GET /b HTTP/1.1\r\n\r\n");
+    }
+
     #[tokio::test]
     async fn a_timed_out_fill_leaves_nothing_behind() {
         let (client, server) = tokio::io::duplex(64);
