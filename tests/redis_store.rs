@@ -190,11 +190,7 @@ fn a_flushed_script_is_loaded_again() {
 #[test]
 fn unreachable_redis_is_decided_by_on_store_error_and_counted() {
     // A port nothing listens on: connects are refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let rt = rt();
     let h = HeaderMap::new();

@@ -17,13 +17,31 @@ pub use switchyard::demo::DemoServer;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, and that this test process
+/// hands out only once.
+///
+/// Ports come from below Linux's ephemeral range (32768..), so a backend or
+/// client that binds port 0 in a parallel test can never be given the port
+/// between this check and switchyard binding it; a process-wide cursor keeps
+/// two picks in one process apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = CURSOR.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + CURSOR.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// `n` demo backends named `{prefix}-1` .. `{prefix}-n`.

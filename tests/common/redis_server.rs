@@ -15,11 +15,7 @@ impl RedisServer {
     /// Starts one on a free loopback port; `None` (after saying why) when
     /// `redis-server` is not installed.
     pub fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        Self::start_on(port)
+        Self::start_on(super::free_port())
     }
 
     /// Starts one on `port` (e.g. the port of one that was stopped).
