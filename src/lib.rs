@@ -11,6 +11,7 @@
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
 //! - [`h1`]: the HTTP/1 forwarder for plain HTTP/1.1 requests and backends.
+//! - [`http2`]: HTTP/2 clients, their streams forwarded by the same pipeline.
 //! - [`l4`]: TCP listeners.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`access_log`]: one JSON line per request, written off the request path.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod demo;
 pub mod filters;
 pub mod h1;
+pub mod http2;
 pub mod http_guard;
 pub mod l4;
 pub mod proxy;

@@ -19,7 +19,8 @@ use crate::admin::status_counters::StatusCounters;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::filters::sticky::StickyKey;
-use crate::h1::Forwarder;
+use crate::h1::{forwardable, Forwarder};
+use crate::http2::H2Front;
 use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
 use crate::proxy::{HttpProxy, RouteRuntime, Site};
@@ -198,6 +199,17 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             idle_timeout: config.server.idle_timeout,
         };
         let forwarder = Forwarder::new(Arc::clone(&site), config.server.idle_timeout);
+        // HTTP/2 streams go through the forwarder's pipeline when it can
+        // reach every route's backends (plain HTTP/1.1); else Pingora's.
+        let h2_front = (listener.forwarder && site.router.routes().iter().all(|r| forwardable(r)))
+            .then(|| {
+                H2Front::new(
+                    Arc::clone(&site),
+                    config.server.header_timeout,
+                    config.server.idle_timeout,
+                    config.server.max_header_bytes,
+                )
+            });
         let app = HttpProxy::new(site);
         let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
         if listener.h2c {
@@ -208,6 +220,9 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         let mut guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
         if listener.forwarder {
             guarded = guarded.with_forwarder(forwarder);
+        }
+        if let Some(front) = h2_front {
+            guarded = guarded.with_h2(front);
         }
         let addr = listener.listen.to_string();
         let tls = match &listener.tls {

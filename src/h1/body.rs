@@ -33,6 +33,9 @@ pub enum Output {
     /// when the sender closes), so the client's connection outlives it:
     /// what Pingora's path does for HTTP/1.1 clients too.
     Chunked,
+    /// A chunked body's data only, its framing (and trailers) left out: for
+    /// an HTTP/2 stream, which frames the data itself.
+    Dechunked,
 }
 
 /// Copies the rest of a body framed by `framing` from `from` to `to`. The
@@ -59,9 +62,26 @@ where
     };
     let mut buf = Vec::new();
     let mut data: &[u8] = pending;
+    let mut pieces = Vec::new();
     loop {
         // Pass on what belongs to the body; keep anything after it.
         let (take, done) = match framing {
+            Framing::Chunked if output == Output::Dechunked => {
+                pieces.clear();
+                let found = chunked.advance_with(data, &mut |r| pieces.push(r));
+                let (take, done) = match found {
+                    Ok(Some(end)) => (end, true),
+                    Ok(None) => (data.len(), false),
+                    Err(BadChunk) => return Err(Broken::From),
+                };
+                for piece in pieces.drain(..) {
+                    to.write_all(&data[piece]).await.map_err(|_| Broken::To)?;
+                }
+                if done {
+                    return Ok(data[take..].to_vec());
+                }
+                (0, false)
+            }
             Framing::Chunked => match chunked.advance(data) {
                 Ok(Some(end)) => (end, true),
                 Ok(None) => (data.len(), false),
@@ -103,7 +123,7 @@ where
                     to.write_all(b"0\r\n\r\n").await.map_err(|_| Broken::To)?;
                     Ok(Vec::new())
                 }
-                (Framing::UntilClose, Output::AsIs) => Ok(Vec::new()),
+                (Framing::UntilClose, _) => Ok(Vec::new()),
                 _ => Err(Broken::From),
             };
         }
@@ -175,10 +195,21 @@ impl Chunked {
     /// Follows `data`; `Ok(Some(n))` when the body ends after its first `n`
     /// bytes, `Ok(None)` when it needs more, `Err` on bad framing.
     pub fn advance(&mut self, data: &[u8]) -> Result<Option<usize>, BadChunk> {
+        self.advance_with(data, &mut |_| {})
+    }
+
+    /// As [`Chunked::advance`], telling `on_data` where in `data` the
+    /// chunks' data lie.
+    pub fn advance_with(
+        &mut self,
+        data: &[u8],
+        on_data: &mut impl FnMut(std::ops::Range<usize>),
+    ) -> Result<Option<usize>, BadChunk> {
         let mut i = 0;
         while i < data.len() {
             if self.state == State::Data {
                 let n = (data.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                on_data(i..i + n);
                 i += n;
                 self.size -= n as u64;
                 if self.size == 0 {

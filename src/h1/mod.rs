@@ -27,10 +27,11 @@
 //! access log are the same functions the Pingora dispatcher calls; only the
 //! wire work is here ([`head`] for heads, [`body`] for bodies).
 
-mod answer;
+pub(crate) mod answer;
 pub mod body;
+pub(crate) mod client;
 pub mod head;
-mod within;
+pub(crate) mod within;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use crate::http_guard::Prefixed;
 use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
 use crate::upstream::breaker::Outcome;
 use body::{Broken, Output};
+use client::Client;
 use head::{Framing, Parsed};
 use within::within;
 
@@ -130,34 +132,100 @@ impl Forwarder {
             }
         }
         client.consume(head_len);
-        let mut ctx = RequestCtx::new();
-        ctx.route = Some(Arc::clone(route));
-        let mut exchange = Exchange {
-            site: &self.site,
+        let body = if body_len == 0 {
+            RequestBody::None
+        } else {
+            RequestBody::Length(body_len)
+        };
+        let request = Request {
             route,
-            client,
             req: &header,
             fields: &fields,
-            body_len,
+            body,
             client_ip,
-            ctx: &mut ctx,
-            client_timeout: self.client_timeout,
-            sent: 0,
-            body_unfinished: false,
         };
-        let (status, outcome, keep) = exchange.run(close, shutdown).await;
-        let sent = exchange.sent;
-        self.site.settle(&mut ctx, status, outcome);
-        if let Some(log) = &self.site.access_log {
-            let listener = &self.site.listener;
-            proxy::access::record(log, &header, client_ip, &ctx, listener, status, sent);
-        }
+        let keep = forward(
+            &self.site,
+            request,
+            client,
+            self.client_timeout,
+            close,
+            shutdown,
+        )
+        .await;
         if keep {
             Served::KeepAlive
         } else {
             Served::Close
         }
     }
+}
+
+/// How a request's body reaches the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestBody {
+    None,
+    /// This many bytes, with the request's `Content-Length`.
+    Length(u64),
+    /// Of a length not known up front (an HTTP/2 stream's DATA frames):
+    /// sent in chunks, the request's fields saying `Transfer-Encoding:
+    /// chunked`.
+    Chunked,
+}
+
+/// A request ready for a backend, on either client protocol.
+pub(crate) struct Request<'r> {
+    pub route: &'r Arc<RouteRuntime>,
+    /// The request as routed.
+    pub req: &'r pingora::http::RequestHeader,
+    /// Its header lines for the backend, each ending in CRLF.
+    pub fields: &'r [u8],
+    pub body: RequestBody,
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+/// Forwards `request` and passes the response on to `client`; then the
+/// breaker outcome, the metrics and the access log, as on Pingora's path.
+/// True when the (HTTP/1) client connection may carry the next request.
+pub(crate) async fn forward<C: Client>(
+    site: &Site,
+    request: Request<'_>,
+    client: &mut C,
+    client_timeout: Duration,
+    close: bool,
+    shutdown: &ShutdownWatch,
+) -> bool {
+    let mut ctx = RequestCtx::new();
+    ctx.route = Some(Arc::clone(request.route));
+    let mut exchange = Exchange {
+        site,
+        route: request.route,
+        client,
+        req: request.req,
+        fields: request.fields,
+        body: request.body,
+        client_ip: request.client_ip,
+        ctx: &mut ctx,
+        client_timeout,
+        sent: 0,
+        body_unfinished: false,
+    };
+    let (status, outcome, keep) = exchange.run(close, shutdown).await;
+    let sent = exchange.sent;
+    site.settle(&mut ctx, status, outcome);
+    if let Some(log) = &site.access_log {
+        let listener = &site.listener;
+        proxy::access::record(
+            log,
+            request.req,
+            request.client_ip,
+            &ctx,
+            listener,
+            status,
+            sent,
+        );
+    }
+    keep
 }
 
 /// Whether anything this request meets reads its headers: the access log
@@ -172,21 +240,21 @@ fn reads_headers(site: &Site, route: &RouteRuntime) -> bool {
 
 /// Routes whose upstream this path can reach: plain HTTP/1.1 backends.
 /// (TLS and HTTP/2 backends use Pingora's connectors.)
-fn forwardable(route: &RouteRuntime) -> bool {
+pub(crate) fn forwardable(route: &RouteRuntime) -> bool {
     let spec = &route.upstream.spec;
     spec.tls.is_none() && spec.protocol == UpstreamProtocol::Http1
 }
 
 /// One request on its way through.
-struct Exchange<'a> {
+struct Exchange<'a, C> {
     site: &'a Site,
     route: &'a Arc<RouteRuntime>,
-    client: &'a mut Prefixed,
+    client: &'a mut C,
     /// The request as routed.
     req: &'a pingora::http::RequestHeader,
     /// Its header lines for the backend ([`head::Request::fields`]).
     fields: &'a [u8],
-    body_len: u64,
+    body: RequestBody,
     client_ip: Option<std::net::IpAddr>,
     ctx: &'a mut RequestCtx,
     client_timeout: Duration,
@@ -197,7 +265,7 @@ struct Exchange<'a> {
     body_unfinished: bool,
 }
 
-impl Exchange<'_> {
+impl<C: Client> Exchange<'_, C> {
     /// The final status, the breaker outcome, and whether the client
     /// connection stays open.
     async fn run(
@@ -317,16 +385,19 @@ impl Exchange<'_> {
     ) -> Result<(head::Response, Vec<u8>), Failed> {
         let read_timeout = self.route.upstream.spec.read_timeout;
         // The head and whatever of the body is already here, in one write.
-        let bodiless = self.body_len == 0;
+        let body_len = match self.body {
+            RequestBody::None => 0,
+            RequestBody::Length(n) => n,
+            RequestBody::Chunked => u64::MAX,
+        };
+        let bodiless = body_len == 0;
         let mut with_body = Vec::new();
-        let (out, inline) = if bodiless {
+        let (out, inline) = if bodiless || self.body == RequestBody::Chunked {
             (wire, 0)
         } else {
             with_body.reserve(wire.len() + 256);
             with_body.extend_from_slice(wire);
-            let inline = self
-                .client
-                .take_buffered(self.body_len as usize, &mut with_body);
+            let inline = self.client.take_buffered(body_len as usize, &mut with_body);
             (&with_body[..], inline as u64)
         };
         match within(read_timeout, conn.write_all(out)).await {
@@ -335,8 +406,13 @@ impl Exchange<'_> {
             Some(Err(_)) => return Err(Failed::Backend),
             None => return Err(Failed::Timeout),
         }
-        if inline < self.body_len {
-            let framing = Framing::Length(self.body_len - inline);
+        if inline < body_len {
+            // A body of unknown length goes in chunks, ended by the last
+            // chunk when the client's stream ends.
+            let (framing, output) = match self.body {
+                RequestBody::Chunked => (Framing::UntilClose, Output::Chunked),
+                _ => (Framing::Length(body_len - inline), Output::AsIs),
+            };
             let timeout = self.client_timeout;
             let (mut from_backend, mut to_backend) = conn.split();
             let mut byte = [0u8; 1];
@@ -348,7 +424,7 @@ impl Exchange<'_> {
             // is never read).
             let relayed = tokio::select! {
                 biased;
-                r = body::relay(self.client, &mut to_backend, framing, Output::AsIs, &[], timeout) => Some(r),
+                r = body::relay(self.client, &mut to_backend, framing, output, &[], timeout) => Some(r),
                 _ = from_backend.peek(&mut byte) => None,
             };
             match relayed {
@@ -392,14 +468,10 @@ impl Exchange<'_> {
                     Parsed::Done(r) if r.status == 101 => return Err(Failed::Backend),
                     // Interim responses (100, 102, 103) are passed on at
                     // once (RFC 9110 §15.2), as Pingora's path does.
-                    Parsed::Done(mut r) if r.status < 200 => {
+                    Parsed::Done(r) if r.status < 200 => {
                         buf.drain(..r.head_len);
                         interim = true;
-                        r.head.extend_from_slice(b"\r\n");
-                        let sent = async {
-                            self.client.write_all(&r.head).await?;
-                            self.client.flush().await
-                        };
+                        let sent = self.client.send_interim(&r.head);
                         if within(self.client_timeout, sent)
                             .await
                             .is_none_or(|r| r.is_err())
@@ -440,14 +512,10 @@ impl Exchange<'_> {
             && (resp.framing != Framing::UntilClose || resp.rechunk)
             && !*shutdown.borrow()
             && !drain::handing_over();
-        // Said either way, as Pingora's HTTP/1 server does.
-        let connection: &[u8] = if keep {
-            b"Connection: keep-alive\r\n\r\n"
-        } else {
-            b"Connection: close\r\n\r\n"
-        };
-        resp.head.extend_from_slice(connection);
-        if self.client.write_all(&resp.head).await.is_err() {
+        let output = self.client.output(&resp);
+        let ends = client::bodiless(&resp);
+        let head = std::mem::take(&mut resp.head);
+        if self.client.send_head(head, keep, ends).await.is_err() {
             return (status, None, false);
         }
         let read_timeout = self.route.upstream.spec.read_timeout;
@@ -455,29 +523,29 @@ impl Exchange<'_> {
             &mut conn,
             &mut Counted(self),
             resp.framing,
-            if resp.rechunk {
-                Output::Chunked
-            } else {
-                Output::AsIs
-            },
+            output,
             &rest,
             read_timeout,
         )
         .await;
-        let flushed = within(self.client_timeout, self.client.flush()).await;
         match relayed {
             Ok(left) => {
+                let ended = within(self.client_timeout, self.client.end()).await;
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
                 if resp.reusable && left.is_empty() && !self.body_unfinished {
                     self.route.idle.put(index, conn);
                 }
-                let client_ok = matches!(flushed, Some(Ok(())));
+                let client_ok = matches!(ended, Some(Ok(())));
                 (status, Some(outcome), keep && client_ok)
             }
             // Cut short by the backend: the client must not mistake the
-            // response for complete, so its connection closes.
-            Err(Broken::From) => (status, Some(Outcome::Failure), false),
+            // response for complete, so its connection closes (its
+            // stream is reset).
+            Err(Broken::From) => {
+                within(self.client_timeout, self.client.abort()).await;
+                (status, Some(Outcome::Failure), false)
+            }
             Err(Broken::To) => (status, None, false),
         }
     }
@@ -492,10 +560,7 @@ impl Exchange<'_> {
     ) -> (u16, Option<Outcome>, bool) {
         self.ctx.own_status = Some(code);
         let wire = answer::bytes(code, extra);
-        let written = async {
-            self.client.write_all(&wire).await?;
-            self.client.flush().await
-        };
+        let written = self.client.answer(&wire);
         if let Ok(Err(e)) = tokio::time::timeout(self.client_timeout, written).await {
             log::debug!("could not send {code} to the client: {e}");
         }
@@ -504,9 +569,9 @@ impl Exchange<'_> {
 }
 
 /// The client side of a response body: counts what is sent.
-struct Counted<'e, 'a>(&'e mut Exchange<'a>);
+struct Counted<'e, 'a, C>(&'e mut Exchange<'a, C>);
 
-impl tokio::io::AsyncWrite for Counted<'_, '_> {
+impl<C: Client> tokio::io::AsyncWrite for Counted<'_, '_, C> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,

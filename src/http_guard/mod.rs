@@ -42,6 +42,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::h1::body::Chunked;
 use crate::h1::{Forwarder, Served};
+use crate::http2::{self, H2Front};
 
 /// Limits on reading a request head; see the module doc.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,8 @@ pub struct HeadGuard<A> {
     h2c: bool,
     /// Offered each request first; what it declines goes to `app`.
     forwarder: Option<Forwarder>,
+    /// Serves HTTP/2 connections in place of Pingora's HTTP/2 server.
+    h2: Option<H2Front>,
 }
 
 impl<A> HeadGuard<A> {
@@ -68,7 +71,14 @@ impl<A> HeadGuard<A> {
             limits,
             h2c: false,
             forwarder: None,
+            h2: None,
         }
+    }
+
+    /// Serves HTTP/2 connections with `front` instead of `app`.
+    pub fn with_h2(mut self, front: H2Front) -> Self {
+        self.h2 = Some(front);
+        self
     }
 
     /// Offers every HTTP/1 request to `forwarder` before Pingora.
@@ -110,6 +120,11 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            if let Some(front) = &self.h2 {
+                let ip = http2::peer_ip(&*stream);
+                Box::pin(front.serve(stream, ip, shutdown)).await;
+                return None;
+            }
             return self.app.process_new(stream, shutdown).await;
         }
         let h2c = self.h2c && stream.get_ssl_digest().is_none();
@@ -117,6 +132,12 @@ where
         if h2c {
             let deadline = tokio::time::Instant::now() + self.limits.header_timeout;
             if has_h2_preface(&mut stream, deadline).await? {
+                if let Some(front) = &self.h2 {
+                    // The `h2` crate reads the buffered preface first.
+                    let ip = stream.peer_ip();
+                    Box::pin(front.serve(stream, ip, shutdown)).await;
+                    return None;
+                }
                 // Pingora replays the buffered preface through `Prefixed`.
                 return self.app.process_new(Box::new(stream), shutdown).await;
             }

@@ -1,0 +1,95 @@
+//! The client side of a forwarded exchange: where the request body comes
+//! from and where the response goes. An HTTP/1 connection ([`Prefixed`])
+//! and an HTTP/2 stream ([`crate::h2`]) are both one; everything between
+//! (routing, choice, the backend exchange, header rules, retries, breaker
+//! outcomes, metrics, access log) is the same code for both.
+//!
+//! Heads pass through here as HTTP/1 text, as [`super::head::response`]
+//! writes them for the client: an HTTP/1 client gets them as they are, an
+//! HTTP/2 stream turns them into a HEADERS frame.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::body::Output;
+use super::head::{Framing, Response};
+use crate::http_guard::Prefixed;
+
+/// A client the forwarder can answer. Reads give the request body (for an
+/// HTTP/1 connection, after what [`Client::take_buffered`] took); writes
+/// carry the response body, as [`Client::output`] frames it.
+pub(crate) trait Client: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Moves up to `max` bytes of request body already received into
+    /// `out`; how many.
+    fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> usize;
+
+    /// Sends an interim (1xx) head: `head` is its status line and fields.
+    async fn send_interim(&mut self, head: &[u8]) -> io::Result<()>;
+
+    /// Sends the final head: its status line and fields (no blank line).
+    /// `keep`: an HTTP/1 connection stays open after the response; `ends`:
+    /// no body follows.
+    async fn send_head(&mut self, head: Vec<u8>, keep: bool, ends: bool) -> io::Result<()>;
+
+    /// How the body of `resp` is written to this client.
+    fn output(&self, resp: &Response) -> Output;
+
+    /// The response body went whole: flush it, end the stream.
+    async fn end(&mut self) -> io::Result<()>;
+
+    /// The response was cut short: the client must not take it for whole.
+    async fn abort(&mut self);
+
+    /// One of switchyard's own answers, `wire` a whole HTTP/1 response.
+    async fn answer(&mut self, wire: &[u8]) -> io::Result<()>;
+}
+
+impl Client for Prefixed {
+    fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> usize {
+        Prefixed::take_buffered(self, max, out)
+    }
+
+    async fn send_interim(&mut self, head: &[u8]) -> io::Result<()> {
+        self.write_all(head).await?;
+        self.write_all(b"\r\n").await?;
+        self.flush().await
+    }
+
+    async fn send_head(&mut self, mut head: Vec<u8>, keep: bool, _ends: bool) -> io::Result<()> {
+        // Said either way, as Pingora's HTTP/1 server does.
+        head.extend_from_slice(if keep {
+            b"Connection: keep-alive\r\n\r\n"
+        } else {
+            b"Connection: close\r\n\r\n"
+        });
+        self.write_all(&head).await
+    }
+
+    fn output(&self, resp: &Response) -> Output {
+        if resp.rechunk {
+            Output::Chunked
+        } else {
+            Output::AsIs
+        }
+    }
+
+    async fn end(&mut self) -> io::Result<()> {
+        self.flush().await
+    }
+
+    async fn abort(&mut self) {
+        // What came before the cut still goes; the connection then closes.
+        let _ = self.flush().await;
+    }
+
+    async fn answer(&mut self, wire: &[u8]) -> io::Result<()> {
+        self.write_all(wire).await?;
+        self.flush().await
+    }
+}
+
+/// A body of this framing has nothing to send.
+pub(crate) fn bodiless(resp: &Response) -> bool {
+    resp.framing == Framing::Empty
+}

@@ -1,0 +1,152 @@
+//! HTTP/2 clients, terminated here with the `h2` crate, their streams
+//! forwarded by the HTTP/1 forwarder's pipeline ([`crate::h1::forward`]).
+//!
+//! Pingora's HTTP/2 server spawns a task per stream and runs its whole
+//! per-request proxy machinery for each (about 105,000 instructions per
+//! request against the forwarder's 18,000, README "Benchmarks"). Here one
+//! task serves a connection: it drives the `h2` connection and polls its
+//! streams' futures side by side, each stream being a request forwarded
+//! exactly as an HTTP/1 one is (same routing, selection, idle backend
+//! connections, header rules, retries, breaker, metrics, access log):
+//!
+//! ```text
+//! TLS (ALPN h2) or h2c preface ─▶ h2 handshake (server.header_timeout)
+//!   loop: accept a stream ─▶ request::serve ─┐   (streams polled together)
+//!         GOAWAY on shutdown, hand-over, or idle for server.idle_timeout
+//!                                            ▼
+//!   checks as request_filter (400/414/404) ─▶ h1::forward: rate limit,
+//!   choose, backend exchange over HTTP/1.1, response head as HEADERS,
+//!   body as DATA under the client's flow control
+//! ```
+//!
+//! Used for listeners whose every route reaches plain HTTP/1.1 backends
+//! (what the forwarder can reach); a listener with an HTTP/2 or TLS
+//! upstream (gRPC) serves HTTP/2 through Pingora, as before.
+
+mod head;
+mod request;
+mod stream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use pingora::protocols::GetSocketDigest;
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::proxy::{drain, Site};
+
+/// Streams one connection may have open at once (Pingora's default too).
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Response bytes one stream may have queued ahead of the client's window.
+const MAX_SEND_BUFFER: usize = 64 * 1024;
+
+/// Serves HTTP/2 connections for one listener.
+pub struct H2Front {
+    site: Arc<Site>,
+    /// The handshake must be done within it (`server.header_timeout`).
+    handshake_timeout: Duration,
+    /// A connection with no open stream for this long is closed
+    /// (`server.idle_timeout`); also the longest wait on a client.
+    idle_timeout: Duration,
+    /// `server.max_header_bytes`: the largest header list accepted.
+    max_header_bytes: u32,
+}
+
+impl H2Front {
+    pub fn new(
+        site: Arc<Site>,
+        handshake_timeout: Duration,
+        idle_timeout: Duration,
+        max_header_bytes: usize,
+    ) -> Self {
+        Self {
+            site,
+            handshake_timeout,
+            idle_timeout,
+            max_header_bytes: u32::try_from(max_header_bytes).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Serves the connection `io` (its preface read or not) to its end.
+    pub async fn serve<T>(&self, io: T, client_ip: Option<IpAddr>, shutdown: &ShutdownWatch)
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut builder = h2::server::Builder::new();
+        builder
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(self.max_header_bytes)
+            .max_send_buffer_size(MAX_SEND_BUFFER);
+        let handshake = tokio::time::timeout(self.handshake_timeout, builder.handshake(io));
+        let mut conn = match handshake.await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                log::debug!("HTTP/2 handshake from {client_ip:?} failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut streams = FuturesUnordered::new();
+        let mut watch = shutdown.clone();
+        let mut closing = false;
+        let idle = tokio::time::sleep(self.idle_timeout);
+        tokio::pin!(idle);
+        loop {
+            if closing || *watch.borrow() || drain::handing_over() {
+                if !closing {
+                    conn.graceful_shutdown();
+                    closing = true;
+                }
+            }
+            tokio::select! {
+                Some(()) = streams.next(), if !streams.is_empty() => {
+                    if streams.is_empty() {
+                        idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+                    }
+                }
+                accepted = conn.accept() => match accepted {
+                    Some(Ok((req, respond))) => {
+                        let site = &*self.site;
+                        streams.push(request::serve(
+                            site,
+                            req,
+                            respond,
+                            client_ip,
+                            self.idle_timeout,
+                            shutdown,
+                        ));
+                    }
+                    Some(Err(e)) => {
+                        log::debug!("HTTP/2 connection from {client_ip:?} failed: {e}");
+                        break;
+                    }
+                    None => break,
+                },
+                changed = watch.changed(), if !closing => {
+                    if changed.is_err() {
+                        closing = true;
+                        conn.graceful_shutdown();
+                    }
+                }
+                // Idle: GOAWAY; still open an idle period later: closed.
+                () = &mut idle, if streams.is_empty() => {
+                    if closing {
+                        break;
+                    }
+                    conn.graceful_shutdown();
+                    closing = true;
+                    idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+                }
+            }
+        }
+    }
+}
+
+/// The client's IP from the socket under `stream`.
+pub fn peer_ip<S: GetSocketDigest + ?Sized>(stream: &S) -> Option<IpAddr> {
+    let digest = stream.get_socket_digest()?;
+    digest.peer_addr()?.as_inet().map(|a| a.ip())
+}

@@ -1,0 +1,102 @@
+//! One HTTP/2 request: the checks Pingora's path makes (`request_filter`),
+//! then the forwarder's pipeline ([`crate::h1::forward`]) with the stream
+//! as its client.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream};
+use http::header::CONTENT_LENGTH;
+use pingora::http::RequestHeader;
+use pingora::server::ShutdownWatch;
+
+use super::stream::H2Client;
+use crate::h1::client::Client;
+use crate::h1::{self, answer, RequestBody};
+use crate::proxy::{self, framing, RequestCtx, Site};
+use crate::router::request_host;
+
+/// Serves one stream to its end.
+pub async fn serve(
+    site: &Site,
+    req: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    client_ip: Option<IpAddr>,
+    client_timeout: std::time::Duration,
+    shutdown: &ShutdownWatch,
+) {
+    let (parts, body) = req.into_parts();
+    let ended = body.is_end_stream();
+    let mut client = H2Client::new(body, respond);
+    // Control bytes in `:path` are no URI's; they would be dangerous on an
+    // HTTP/1 wire (RFC 9113 §8.1.1: malformed, a stream error).
+    let forbidden = |b: &u8| *b < 0x21 || *b == 0x7f;
+    let raw = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+    if raw.bytes().any(|b| forbidden(&b)) || parts.method == http::Method::CONNECT {
+        client.reset(Reason::PROTOCOL_ERROR);
+        return;
+    }
+    let target_len = raw.len();
+    let mut header = RequestHeader::from(parts);
+    let refused = if framing::ambiguity(&header).is_some() {
+        Some(400)
+    } else if target_len > site.max_uri_bytes {
+        Some(414)
+    } else if proxy::to_origin_form(&mut header).is_err() {
+        Some(400)
+    } else {
+        None
+    };
+    if let Some(code) = refused {
+        return own_answer(site, &mut client, &header, code, client_ip).await;
+    }
+    let host = request_host(&header);
+    let Some(route) = site.router.find(&host, header.uri.path()) else {
+        return own_answer(site, &mut client, &header, 404, client_ip).await;
+    };
+    let length = header
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| h1::head::plain_number(v.as_bytes()));
+    let body = match (ended, length) {
+        (true, _) | (false, Some(0)) => RequestBody::None,
+        (false, Some(n)) => RequestBody::Length(n),
+        (false, None) => RequestBody::Chunked,
+    };
+    let fields = super::head::backend_fields(
+        &header,
+        client_ip,
+        site.scheme,
+        body == RequestBody::Chunked,
+    );
+    let request = h1::Request {
+        route,
+        req: &header,
+        fields: &fields,
+        body,
+        client_ip,
+    };
+    h1::forward(site, request, &mut client, client_timeout, false, shutdown).await;
+}
+
+/// Answers `code` itself (no route, a refused request) and counts and logs
+/// it as Pingora's path does.
+async fn own_answer(
+    site: &Site,
+    client: &mut H2Client,
+    header: &RequestHeader,
+    code: u16,
+    client_ip: Option<IpAddr>,
+) {
+    let mut ctx = RequestCtx::new();
+    ctx.own_status = Some(code);
+    if let Err(e) = client.answer(&answer::bytes(code, &[])).await {
+        log::debug!("could not send {code} to the client: {e}");
+    }
+    site.settle(&mut ctx, code, None);
+    if let Some(log) = &site.access_log {
+        let sent = proxy::respond::body_for(code).len();
+        proxy::access::record(log, header, client_ip, &ctx, &site.listener, code, sent);
+    }
+}
