@@ -43,6 +43,12 @@ pub(crate) trait Client: AsyncRead + AsyncWrite + Unpin + Send {
 
     /// One of switchyard's own answers, `wire` a whole HTTP/1 response.
     async fn answer(&mut self, wire: &[u8]) -> io::Result<()>;
+
+    /// Ready once the client has given the request up (an HTTP/2 stream
+    /// reset). An HTTP/1 client's close is found when it is written to.
+    fn poll_gone(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
 }
 
 impl Client for Prefixed {

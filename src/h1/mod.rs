@@ -445,7 +445,18 @@ impl<C: Client> Exchange<'_, C> {
             if buf.capacity() - had < RESPONSE_READ / 2 {
                 buf.reserve(RESPONSE_READ);
             }
-            let n = match tokio::time::timeout(read_timeout, conn.read_buf(&mut buf)).await {
+            // While the backend thinks, a client that gives up (an HTTP/2
+            // stream reset) ends the exchange: its backend connection is
+            // closed rather than left working for nobody.
+            let read = tokio::time::timeout(read_timeout, conn.read_buf(&mut buf));
+            let client = &mut *self.client;
+            let gone = std::future::poll_fn(|cx| client.poll_gone(cx));
+            let read = tokio::select! {
+                biased;
+                read = read => read,
+                () = gone => return Err(Failed::Client),
+            };
+            let n = match read {
                 Ok(Ok(n)) => n,
                 Ok(Err(_)) if had == 0 && bodiless && !interim => return Err(Failed::Stale),
                 Ok(Err(_)) => return Err(Failed::Backend),

@@ -91,21 +91,14 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The HTTP/2 response for an HTTP/1 head (its status line and fields, with
-/// or without the blank line), and the length of that head in `text` (a
-/// body may follow it). `None` if it cannot be one (it was made here, so
-/// that is a bug, answered by resetting the stream).
+/// The HTTP/2 response for a whole HTTP/1 head (through its blank line) at
+/// the start of `text`, and the head's length (a body may follow it).
+/// `None` if it cannot be one (it was made here, so that is a bug, answered
+/// by resetting the stream).
 pub fn response(text: &[u8]) -> Option<(http::Response<()>, usize)> {
     let mut lines = [const { MaybeUninit::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
-    let terminated;
-    let text = if text.ends_with(b"\r\n\r\n") || text.windows(4).any(|w| w == b"\r\n\r\n") {
-        text
-    } else {
-        terminated = [text, b"\r\n"].concat();
-        &terminated[..]
-    };
     let len = match config.parse_response_with_uninit_headers(&mut parsed, text, &mut lines) {
         Ok(httparse::Status::Complete(n)) => n,
         _ => return None,
@@ -126,7 +119,7 @@ pub fn response(text: &[u8]) -> Option<(http::Response<()>, usize)> {
         let value = HeaderValue::from_bytes(line.value).ok()?;
         map.append(name, value);
     }
-    Some((resp, len.min(text.len())))
+    Some((resp, len))
 }
 
 #[cfg(test)]
@@ -164,9 +157,9 @@ mod tests {
 
     #[test]
     fn a_response_head_loses_connection_specific_fields() {
-        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-A: 1\r\nX-A: 2\r\n";
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-A: 1\r\nX-A: 2\r\n\r\n";
         let (resp, len) = response(head).unwrap();
-        assert_eq!(len, head.len() + 2);
+        assert_eq!(len, head.len());
         assert_eq!(resp.status(), 200);
         let names: Vec<_> = resp.headers().keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type", "x-a"]);

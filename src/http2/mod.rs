@@ -101,7 +101,11 @@ impl H2Front {
                     closing = true;
                 }
             }
+            // Streams first: every stream a backend answer woke writes its
+            // frames before the connection is polled, and the connection
+            // then sends them together (one write for many responses).
             tokio::select! {
+                biased;
                 Some(()) = streams.next(), if !streams.is_empty() => {
                     if streams.is_empty() {
                         idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);

@@ -81,11 +81,13 @@ impl Client for H2Client {
     }
 
     async fn send_interim(&mut self, head: &[u8]) -> io::Result<()> {
-        let (resp, _) = super::head::response(head).ok_or_else(|| broken("bad head"))?;
+        let whole = [head, b"\r\n"].concat();
+        let (resp, _) = super::head::response(&whole).ok_or_else(|| broken("bad head"))?;
         self.respond.send_informational(resp).map_err(h2_io)
     }
 
-    async fn send_head(&mut self, head: Vec<u8>, _keep: bool, ends: bool) -> io::Result<()> {
+    async fn send_head(&mut self, mut head: Vec<u8>, _keep: bool, ends: bool) -> io::Result<()> {
+        head.extend_from_slice(b"\r\n");
         self.respond_with(&head, ends)
     }
 
@@ -112,6 +114,14 @@ impl Client for H2Client {
 
     async fn answer(&mut self, wire: &[u8]) -> io::Result<()> {
         self.respond_with(wire, true)
+    }
+
+    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let reset = match &mut self.send {
+            Some(s) => s.poll_reset(cx),
+            None => self.respond.poll_reset(cx),
+        };
+        reset.map(|_| ())
     }
 }
 

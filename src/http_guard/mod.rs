@@ -133,7 +133,9 @@ where
             let deadline = tokio::time::Instant::now() + self.limits.header_timeout;
             if has_h2_preface(&mut stream, deadline).await? {
                 if let Some(front) = &self.h2 {
-                    // The `h2` crate reads the buffered preface first.
+                    // The `h2` crate reads the buffered preface first. It
+                    // gathers its frames itself and writes them vectored.
+                    stream.set_gather(false);
                     let ip = stream.peer_ip();
                     Box::pin(front.serve(stream, ip, shutdown)).await;
                     return None;

@@ -1,0 +1,243 @@
+//! What switchyard's own HTTP/2 front (src/http2) adds to a request's path:
+//! request bodies of unknown length reach an HTTP/1.1 backend in chunks,
+//! HTTP/2 requests are counted like any other, and an idle HTTP/2
+//! connection is told GOAWAY and closed after `server.idle_timeout`.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn h2c_proxy(b: &[DemoServer], server: &str) -> Proxy {
+    Proxy::start(&format!(
+        "{server}admin: {{ listen: \"{{ADMIN}}\" }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes: [{{ host: 127.0.0.1, path_prefix: /, upstream: u }}]\nupstreams:\n  u: {{ backends: {} }}\n",
+        backend_list(b)
+    ))
+}
+
+#[test]
+fn a_body_of_unknown_length_reaches_the_backend_in_chunks() {
+    let b = backends("up", 1);
+    let proxy = h2c_proxy(&b, "");
+    let body = "0123456789".repeat(5000);
+    // `-T -` sends stdin as the body, of no length known up front: DATA
+    // frames without Content-Length.
+    let mut child = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10", "--http2-prior-knowledge"])
+        .args(["-T", "-", "-X", "POST"])
+        .arg(format!("http://{}/upload", proxy.http))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl is installed by scripts/install-deps.sh");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("method: POST"), "{text}");
+    assert!(
+        text.contains(&format!("body-bytes: {}", body.len())),
+        "{text}"
+    );
+    assert!(text.contains("header transfer-encoding: chunked"), "{text}");
+    assert!(!text.contains("header content-length"), "{text}");
+}
+
+#[test]
+fn http2_requests_are_counted_per_route_like_http1() {
+    let b = backends("count", 1);
+    let proxy = h2c_proxy(&b, "");
+    let url = format!("http://{}/c", proxy.http);
+    for _ in 0..3 {
+        let (ok, out, err) = curl(&["--http2-prior-knowledge", &url]);
+        assert!(ok && out.contains("backend: count-1"), "{err}");
+    }
+    let (ok, _, _) = curl(&[
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: nowhere.test",
+        &format!("http://{}/", proxy.http),
+    ]);
+    assert!(ok);
+    let routed = proxy.metric(
+        "switchyard_http_requests_total",
+        &[
+            ("listener", "web"),
+            ("route", "web-0"),
+            ("status", "200"),
+            ("upstream", "u"),
+        ],
+    );
+    assert_eq!(routed, Some(3.0), "{}", proxy.metrics());
+    let unrouted = proxy.metric(
+        "switchyard_http_requests_total",
+        &[
+            ("listener", "web"),
+            ("route", ""),
+            ("status", "404"),
+            ("upstream", ""),
+        ],
+    );
+    assert_eq!(unrouted, Some(1.0), "{}", proxy.metrics());
+    assert_eq!(b[0].hits(), 3);
+}
+
+/// Reads HTTP/2 frames until one of `kind` arrives (true), or the
+/// connection closes or `limit` passes (false).
+fn wait_for_frame(s: &mut TcpStream, kind: u8, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while Instant::now() < deadline {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            if buf[3] == kind {
+                return true;
+            }
+            buf.drain(..9 + len);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn an_idle_http2_connection_gets_goaway_then_is_closed() {
+    let b = backends("idle", 1);
+    let proxy = h2c_proxy(&b, "server: { idle_timeout: 1s }\n");
+    let mut s = TcpStream::connect(proxy.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    // An empty SETTINGS frame.
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    let started = Instant::now();
+    const GOAWAY: u8 = 7;
+    assert!(
+        wait_for_frame(&mut s, GOAWAY, Duration::from_secs(5)),
+        "no GOAWAY within 5 s"
+    );
+    let goaway_after = started.elapsed();
+    assert!(
+        goaway_after >= Duration::from_millis(800),
+        "GOAWAY after {goaway_after:?}, before the idle timeout"
+    );
+    // Then the connection closes, the client having said nothing more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sink = [0u8; 1024];
+    loop {
+        assert!(Instant::now() < deadline, "still open 5 s after GOAWAY");
+        match s.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// One HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK "literal field without indexing, new name", no Huffman.
+fn literal(name: &str, value: &str) -> Vec<u8> {
+    let mut b = vec![0x00, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.push(value.len() as u8);
+    b.extend_from_slice(value.as_bytes());
+    b
+}
+
+#[test]
+fn a_reset_stream_closes_its_backend_connection_at_once() {
+    // A backend that reads a request and never answers; it reports when
+    // the proxy closes the connection.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = backend.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = backend.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let mut got = 0;
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    got += n;
+                    if got > 0 {
+                        let _ = tx.send("request");
+                    }
+                }
+            }
+        }
+        let _ = tx.send("closed");
+    });
+    let proxy = Proxy::start(&format!(
+        "listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ backends: [{{ addr: \"{addr}\" }}], read_timeout: 30s }}\n"
+    ));
+    let mut s = TcpStream::connect(proxy.http).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(&frame(4, 0, 0, &[])).unwrap();
+    // GET / (static :method GET, :scheme http), END_STREAM | END_HEADERS.
+    let mut block = vec![0x82, 0x86];
+    block.extend(literal(":path", "/wait"));
+    block.extend(literal(":authority", "h2.test"));
+    s.write_all(&frame(1, 0x5, 1, &block)).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok("request"),
+        "{}",
+        proxy.log()
+    );
+    let reset_at = Instant::now();
+    // RST_STREAM, CANCEL (8).
+    s.write_all(&frame(3, 0, 1, &8u32.to_be_bytes())).unwrap();
+    let mut closed = false;
+    while let Ok(m) = rx.recv_timeout(Duration::from_secs(5)) {
+        if m == "closed" {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the backend connection outlived the reset stream");
+    assert!(
+        reset_at.elapsed() < Duration::from_secs(2),
+        "closed {:?} after the reset",
+        reset_at.elapsed()
+    );
+}
