@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::head::Framing;
+use super::within::{within, within_flushing};
 
 /// The most one read takes.
 pub const CHUNK: usize = 16 * 1024;
@@ -38,17 +39,33 @@ pub enum Output {
     Dechunked,
 }
 
+/// How long a relay waits on each side.
+#[derive(Debug, Clone, Copy)]
+pub struct Gaps {
+    /// The longest wait for the next bytes from the sender.
+    pub read: Duration,
+    /// The longest wait for the receiver to take a write (a client that
+    /// stops reading, or withholds its HTTP/2 window, is given up on).
+    pub write: Duration,
+}
+
+impl Gaps {
+    pub fn both(d: Duration) -> Self {
+        Self { read: d, write: d }
+    }
+}
+
 /// Copies the rest of a body framed by `framing` from `from` to `to`. The
 /// body's first bytes may already have been read: `pending` (which may also
 /// hold bytes past the body, a pipelined follow-up; those are returned).
-/// Each read waits at most `gap`.
+/// Each read and each write waits at most as long as `gaps` says.
 pub async fn relay<R, W>(
     from: &mut R,
     to: &mut W,
     framing: Framing,
     output: Output,
     pending: &[u8],
-    gap: Duration,
+    gaps: Gaps,
 ) -> Result<Vec<u8>, Broken>
 where
     R: AsyncRead + Unpin,
@@ -75,7 +92,7 @@ where
                     Err(BadChunk) => return Err(Broken::From),
                 };
                 for piece in pieces.drain(..) {
-                    to.write_all(&data[piece]).await.map_err(|_| Broken::To)?;
+                    sent(within(gaps.write, to.write_all(&data[piece])).await)?;
                 }
                 if done {
                     return Ok(data[take..].to_vec());
@@ -94,9 +111,7 @@ where
             }
         };
         if take > 0 {
-            write_out(to, output, &data[..take])
-                .await
-                .map_err(|_| Broken::To)?;
+            sent(within(gaps.write, write_out(to, output, &data[..take])).await)?;
         }
         if done {
             return Ok(data[take..].to_vec());
@@ -112,7 +127,7 @@ where
         buf.reserve(want);
         let mut limited = (&mut *from).take(want as u64);
         let read = limited.read_buf(&mut buf);
-        let n = match super::within::within_flushing(gap, read, &mut *to).await {
+        let n = match within_flushing(gaps, read, &mut *to).await {
             Ok(Some(Ok(n))) => n,
             Ok(_) => return Err(Broken::From),
             Err(_) => return Err(Broken::To),
@@ -120,7 +135,7 @@ where
         if n == 0 {
             return match (framing, output) {
                 (Framing::UntilClose, Output::Chunked) => {
-                    to.write_all(b"0\r\n\r\n").await.map_err(|_| Broken::To)?;
+                    sent(within(gaps.write, to.write_all(b"0\r\n\r\n")).await)?;
                     Ok(Vec::new())
                 }
                 (Framing::UntilClose, _) => Ok(Vec::new()),
@@ -128,6 +143,14 @@ where
             };
         }
         data = &buf[..];
+    }
+}
+
+/// A write that failed or took longer than its gap broke the receiver.
+fn sent(written: Option<std::io::Result<()>>) -> Result<(), Broken> {
+    match written {
+        Some(Ok(())) => Ok(()),
+        _ => Err(Broken::To),
     }
 }
 
@@ -304,7 +327,7 @@ mod tests {
             Framing::Chunked,
             Output::AsIs,
             b"5\r\nhel",
-            Duration::from_secs(1),
+            Gaps::both(Duration::from_secs(1)),
         )
         .await
         .unwrap();
@@ -318,7 +341,7 @@ mod tests {
             Framing::Length(2),
             Output::AsIs,
             b"abc",
-            Duration::from_secs(1),
+            Gaps::both(Duration::from_secs(1)),
         )
         .await
         .unwrap();
@@ -337,7 +360,7 @@ mod tests {
             Framing::UntilClose,
             Output::Chunked,
             b"abc",
-            Duration::from_secs(1),
+            Gaps::both(Duration::from_secs(1)),
         )
         .await
         .unwrap();
@@ -360,7 +383,7 @@ mod tests {
             Framing::Length(10),
             Output::AsIs,
             b"abc",
-            Duration::from_secs(1),
+            Gaps::both(Duration::from_secs(1)),
         )
         .await;
         assert!(matches!(r, Err(Broken::From)));

@@ -413,7 +413,10 @@ impl<C: Client> Exchange<'_, C> {
                 RequestBody::Chunked => (Framing::UntilClose, Output::Chunked),
                 _ => (Framing::Length(body_len - inline), Output::AsIs),
             };
-            let timeout = self.client_timeout;
+            let gaps = body::Gaps {
+                read: self.client_timeout,
+                write: self.route.upstream.spec.read_timeout,
+            };
             let (mut from_backend, mut to_backend) = conn.split();
             let mut byte = [0u8; 1];
             // The body is read from the client as it comes: a failed read
@@ -424,7 +427,7 @@ impl<C: Client> Exchange<'_, C> {
             // is never read).
             let relayed = tokio::select! {
                 biased;
-                r = body::relay(self.client, &mut to_backend, framing, output, &[], timeout) => Some(r),
+                r = body::relay(self.client, &mut to_backend, framing, output, &[], gaps) => Some(r),
                 _ = from_backend.peek(&mut byte) => None,
             };
             match relayed {
@@ -526,17 +529,24 @@ impl<C: Client> Exchange<'_, C> {
         let output = self.client.output(&resp);
         let ends = client::bodiless(&resp);
         let head = std::mem::take(&mut resp.head);
-        if self.client.send_head(head, keep, ends).await.is_err() {
+        let sent = within(self.client_timeout, self.client.send_head(head, keep, ends)).await;
+        if !matches!(sent, Some(Ok(()))) {
             return (status, None, false);
         }
-        let read_timeout = self.route.upstream.spec.read_timeout;
+        // A client that stops taking the body (an HTTP/1 client that does
+        // not read, an HTTP/2 one that withholds its window) is given up on
+        // after the client timeout, as a silent backend is after its own.
+        let gaps = body::Gaps {
+            read: self.route.upstream.spec.read_timeout,
+            write: self.client_timeout,
+        };
         let relayed = body::relay(
             &mut conn,
             &mut Counted(self),
             resp.framing,
             output,
             &rest,
-            read_timeout,
+            gaps,
         )
         .await;
         match relayed {

@@ -18,11 +18,12 @@ pub async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     }
 }
 
-/// As [`within`], for a read that feeds `out`: when the read cannot
-/// complete at once, `out` is flushed before waiting (what it gathered must
-/// not wait on the next read). `Err` when that flush fails.
+/// As [`within`] (with `gaps.read`), for a read that feeds `out`: when the
+/// read cannot complete at once, `out` is flushed before waiting (what it
+/// gathered must not wait on the next read). `Err` when that flush fails
+/// or takes longer than `gaps.write`.
 pub async fn within_flushing<F, W>(
-    limit: Duration,
+    gaps: super::body::Gaps,
     fut: F,
     out: &mut W,
 ) -> std::io::Result<Option<F::Output>>
@@ -35,8 +36,9 @@ where
     match first {
         Poll::Ready(out) => Ok(Some(out)),
         Poll::Pending => {
-            tokio::io::AsyncWriteExt::flush(out).await?;
-            Ok(tokio::time::timeout(limit, fut).await.ok())
+            let flushed = within(gaps.write, tokio::io::AsyncWriteExt::flush(out)).await;
+            flushed.unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into()))?;
+            Ok(tokio::time::timeout(gaps.read, fut).await.ok())
         }
     }
 }

@@ -95,11 +95,9 @@ impl H2Front {
         let idle = tokio::time::sleep(self.idle_timeout);
         tokio::pin!(idle);
         loop {
-            if closing || *watch.borrow() || drain::handing_over() {
-                if !closing {
-                    conn.graceful_shutdown();
-                    closing = true;
-                }
+            if !closing && (*watch.borrow() || drain::handing_over()) {
+                conn.graceful_shutdown();
+                closing = true;
             }
             // Streams first: every stream a backend answer woke writes its
             // frames before the connection is polled, and the connection
