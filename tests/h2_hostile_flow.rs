@@ -342,6 +342,45 @@ fn unread_responses_cost_bounded_memory_released_on_close() {
     twice(Abuse::NeverReads);
 }
 
+/// A stream whose client withholds its window is a wait on that client, and
+/// `server.idle_timeout` is documented as the longest such wait (src/http2:
+/// "also the longest wait on a client"; the forwarder's `client_timeout`:
+/// "longest wait for a client's request body or a write to it"). Expected:
+/// the stream is reset and its backend connection closed once that time has
+/// passed, so one connection cannot hold 100 backend connections for as
+/// long as it stays open.
+#[test]
+#[ignore = "bug: a response write waiting on the client's flow-control window has no \
+            timeout (h1::body::relay writes without client_timeout, H2Client::poll_write \
+            waits on poll_capacity), so the backend exchange is held while the \
+            connection lives; the idle timer does not run while a stream is open"]
+fn withheld_window_is_timed_out_by_idle_timeout() {
+    let backend = BigBackend::start();
+    let proxy = Proxy::start(&format!(
+        "server: {{ threads: 1, idle_timeout: 1s }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ read_timeout: 1s, backends: [{{ addr: \"{}\" }}] }}\n",
+        backend.addr
+    ));
+    let mut c = Conn::open_with(proxy.http, &[(INITIAL_WINDOW_SIZE, 0)]);
+    let burst: Vec<u8> = (0..10)
+        .flat_map(|i| h2_get(1 + 2 * i, "/big", &[]))
+        .collect();
+    assert!(c.send(&burst));
+    assert!(wait_until(Duration::from_secs(5), || backend.busy() == 10));
+    // The client keeps its connection open (and keeps reading, so its
+    // socket never fills) and never opens a window.
+    c.s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let released = wait_until(Duration::from_secs(6), || {
+        let _ = c.read_frame();
+        backend.busy() == 0
+    });
+    assert!(
+        released,
+        "{} backend exchanges still held 6 s after a 1 s idle_timeout",
+        backend.busy()
+    );
+}
+
 /// A PING flood from a client that never reads the PONGs: the h2 server
 /// answers one PING before it reads the next, so once the PONGs back up it
 /// stops reading, and TCP pushes back on the flood. Nothing queues in the
