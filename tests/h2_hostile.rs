@@ -1,8 +1,12 @@
 //! Hostile HTTP/2 input on an h2c listener, written frame by frame (RFC
-//! 9113) with a tiny HPACK encoder, because well-behaved client libraries
-//! refuse to send it: connection-specific headers and unknown pseudo-headers
-//! are refused per stream without reaching a backend, and a rapid-reset
-//! flood (CVE-2023-44487) leaves the proxy serving.
+//! 9113) with a tiny HPACK encoder (tests/common/h2frames.rs), because
+//! well-behaved client libraries refuse to send it: connection-specific
+//! headers and unknown pseudo-headers are refused per stream without
+//! reaching a backend, a rapid-reset flood (CVE-2023-44487) leaves the
+//! proxy serving, a CONTINUATION flood (CVE-2024-27316) ends its connection
+//! in bounded memory, and a header list over `server.max_header_bytes` is
+//! answered 431 on its own stream. Flow-control abuse and floods of control
+//! frames: tests/h2_hostile_flow.rs.
 
 mod common;
 use common::*;

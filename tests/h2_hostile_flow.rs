@@ -272,8 +272,7 @@ fn abuse(proxy: &Proxy, backend: &BigBackend, how: Abuse) -> Round {
     let peak = proc_kib(pid, "VmHWM");
     let held = proc_kib(pid, "VmRSS");
 
-    // The client goes: every backend exchange ends (the proxy closes
-    // those connections rather than reading 400 MiB to reuse them).
+    // The client goes: every backend exchange it held ends.
     drop(c);
     let released = wait_until(Duration::from_secs(10), || backend.busy() == 0);
     let after = settled(Duration::from_secs(5), || proc_kib(pid, "VmRSS"));
