@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod daemon;
+pub mod h2frames;
 pub mod redis_server;
 
 use std::io::{BufRead, BufReader, Read, Write};
