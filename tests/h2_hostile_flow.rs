@@ -342,17 +342,11 @@ fn unread_responses_cost_bounded_memory_released_on_close() {
 }
 
 /// A stream whose client withholds its window is a wait on that client, and
-/// `server.idle_timeout` is documented as the longest such wait (src/http2:
-/// "also the longest wait on a client"; the forwarder's `client_timeout`:
-/// "longest wait for a client's request body or a write to it"). Expected:
-/// the stream is reset and its backend connection closed once that time has
-/// passed, so one connection cannot hold 100 backend connections for as
-/// long as it stays open.
+/// `server.idle_timeout` is the longest such wait: the stream is reset and
+/// its backend connection closed once that time has passed, so one
+/// connection cannot hold 100 backend connections for as long as it stays
+/// open.
 #[test]
-#[ignore = "bug: a response write waiting on the client's flow-control window has no \
-            timeout (h1::body::relay writes without client_timeout, H2Client::poll_write \
-            waits on poll_capacity), so the backend exchange is held while the \
-            connection lives; the idle timer does not run while a stream is open"]
 fn withheld_window_is_timed_out_by_idle_timeout() {
     let backend = BigBackend::start();
     let proxy = Proxy::start(&format!(
