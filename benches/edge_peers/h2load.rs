@@ -10,7 +10,8 @@ pub struct Report {
     /// "finished in ...": from the first connect to the last response.
     pub elapsed: Duration,
     pub succeeded: u64,
-    /// Requests that failed, errored or timed out.
+    /// h2load's "failed": every request that did not succeed, HTTP errors
+    /// (non-2xx/3xx) included.
     pub failed: u64,
     /// "time for request" mean and max, milliseconds.
     pub mean_ms: f64,
@@ -102,9 +103,11 @@ pub fn parse(text: &str) -> Option<Report> {
             for part in rest.split(',') {
                 let mut words = part.split_whitespace();
                 let n: u64 = words.next()?.parse().ok()?;
+                // "timeout" is a part of "errored", which is a part of
+                // "failed": adding them up would count a request twice.
                 match words.next()? {
                     "succeeded" => r.succeeded = n,
-                    "failed" | "errored" | "timeout" => r.failed += n,
+                    "failed" => r.failed = n,
                     _ => {}
                 }
             }
