@@ -13,6 +13,9 @@ pub struct Report {
     /// h2load's "failed": every request that did not succeed, HTTP errors
     /// (non-2xx/3xx) included.
     pub failed: u64,
+    /// h2load's "errored": the part of `failed` that is not an HTTP status
+    /// (connection errors, streams reset, timeouts).
+    pub errored: u64,
     /// "time for request" mean and max, milliseconds.
     pub mean_ms: f64,
     pub max_ms: f64,
@@ -37,7 +40,9 @@ pub struct H2load<'a> {
     pub openssl_conf: Option<&'a Path>,
     /// `--log-file`: one line per request with its duration.
     pub log: Option<&'a Path>,
-    /// CPUs h2load may run on (`taskset -c`).
+    /// `-t`: h2load threads (at most `clients`).
+    pub threads: usize,
+    /// CPUs h2load may run on (`taskset -c`), or anywhere.
     pub cpus: Option<&'a str>,
 }
 
@@ -52,6 +57,7 @@ impl H2load<'_> {
             None => Command::new("h2load"),
         };
         cmd.arg(format!("--clients={}", self.clients))
+            .arg(format!("--threads={}", self.threads.clamp(1, self.clients)))
             .arg(format!("--max-concurrent-streams={}", self.streams));
         match self.seconds {
             Some(s) => cmd.arg(format!("--duration={s}")),
@@ -108,6 +114,7 @@ pub fn parse(text: &str) -> Option<Report> {
                 match words.next()? {
                     "succeeded" => r.succeeded = n,
                     "failed" => r.failed = n,
+                    "errored" => r.errored = n,
                     _ => {}
                 }
             }
