@@ -1,7 +1,7 @@
 //! switchyard side by side with NGINX and HAProxy as TLS-terminating edge
 //! proxies, on this machine in the same run: full TLS handshakes per
 //! second, HTTP/2 (over TLS and h2c) and HTTPS HTTP/1.1 requests per
-//! second.
+//! second, and memory per idle HTTP/2 connection.
 //! Prints Markdown tables (every round, then the median); asserts nothing.
 //!
 //! `make bench` (installs h2load, wrk, nginx, haproxy) or
@@ -21,6 +21,10 @@
 //! - `https1`: HTTP/1.1 keep-alive over TLS, wrk `-c 50` (no ALPN).
 //! - `h2c`: HTTP/2 by prior knowledge on the plain listener, h2load
 //!   `-c 50 -m 10` against `http://`.
+//! - `h2idle`: resident memory (all of a proxy's processes) per idle
+//!   HTTP/2 connection over TLS: `EDGE_BENCH_IDLE` connections negotiate
+//!   h2, make one request each and stay open (idle_h2.rs); a fresh proxy
+//!   per round.
 //!
 //! Request tables give h2load's mean and max request time, p50 and p99
 //! from its per-request log (wrk: its p50 and p99), the proxy's CPU time
@@ -37,17 +41,20 @@
 //!
 //! Env: `EDGE_BENCH_SECONDS` per run (default 10), `EDGE_BENCH_ROUNDS`
 //! (default 3), `EDGE_BENCH_BATCH` connections per h2load run in the
-//! handshake scenarios (default 100), `EDGE_BENCH_ONLY` a comma list of
-//! scenario keys (`tls13,tls12,h2,h2many,https1,h2c`; default all);
+//! handshake scenarios (default 100), `EDGE_BENCH_IDLE` idle connections
+//! in `h2idle` (default 2000), `EDGE_BENCH_ONLY` a comma list of scenario
+//! keys (`tls13,tls12,h2,h2many,https1,h2c,h2idle`; default all);
 //! `BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
 
 mod h2load;
 #[path = "../http_peers/host.rs"]
 mod host;
+mod idle_h2;
 mod measure;
 #[allow(dead_code)] // shared with benches/http_peers, which uses the rest
 #[path = "../http_peers/peers.rs"]
 mod peers;
+mod pinned;
 mod proxies;
 mod table;
 #[path = "../http_peers/wrk.rs"]
@@ -194,6 +201,7 @@ fn main() {
     let secs: u64 = host::env_or("EDGE_BENCH_SECONDS", 10);
     let rounds: usize = host::env_or("EDGE_BENCH_ROUNDS", 3).max(1);
     let batch: usize = host::env_or("EDGE_BENCH_BATCH", 100).max(1);
+    let idle_n: usize = host::env_or("EDGE_BENCH_IDLE", 2_000).max(1);
     let only: String = host::env_or("EDGE_BENCH_ONLY", String::new());
     let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     let fd_limit = host::raise_fd_limit();
@@ -228,6 +236,10 @@ fn main() {
         for (_, s) in &pinned {
             run(s, &setup);
         }
+    }
+    if wanted("h2idle") {
+        let n = idle_n.min(fd_limit as usize / 2 - 100);
+        idle_h2::memory(dir.path(), &cert, backends, n, rounds);
     }
 }
 
