@@ -1,7 +1,7 @@
 //! switchyard side by side with NGINX and HAProxy as TLS-terminating edge
 //! proxies, on this machine in the same run: full TLS handshakes per
 //! second, HTTP/2 (over TLS and h2c) and HTTPS HTTP/1.1 requests per
-//! second, and memory per idle HTTP/2 connection.
+//! second, memory per idle HTTP/2 connection, and two workers each.
 //! Prints Markdown tables (every round, then the median); asserts nothing.
 //!
 //! `make bench` (installs h2load, wrk, nginx, haproxy) or
@@ -25,6 +25,10 @@
 //!   HTTP/2 connection over TLS: `EDGE_BENCH_IDLE` connections negotiate
 //!   h2, make one request each and stay open (idle_h2.rs); a fresh proxy
 //!   per round.
+//! - `workers2`: two workers/threads per proxy, unpinned, HTTP/2 over TLS
+//!   (h2load `-t 2 -c 50 -m 10`) and HTTP/1.1 keep-alive over TLS (wrk
+//!   `-t2 -c50`); the load generator and the backends share both CPUs with
+//!   the proxy.
 //!
 //! Request tables give h2load's mean and max request time, p50 and p99
 //! from its per-request log (wrk: its p50 and p99), the proxy's CPU time
@@ -43,7 +47,7 @@
 //! (default 3), `EDGE_BENCH_BATCH` connections per h2load run in the
 //! handshake scenarios (default 100), `EDGE_BENCH_IDLE` idle connections
 //! in `h2idle` (default 2000), `EDGE_BENCH_ONLY` a comma list of scenario
-//! keys (`tls13,tls12,h2,h2many,https1,h2c,h2idle`; default all);
+//! keys (`tls13,tls12,h2,h2many,https1,h2c,h2idle,workers2`; default all);
 //! `BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
 
 mod h2load;
@@ -177,6 +181,47 @@ fn pinned_scenarios<'a>(batch: usize, tls12_conf: &'a Path) -> Vec<(&'static str
     ]
 }
 
+/// Two workers per proxy on both CPUs, nothing pinned: the load generator
+/// (two threads) and the backends share those CPUs.
+fn workers2(dir: &Path, cert: &Cert, backends: [SocketAddr; 2], secs: u64, rounds: usize) {
+    let at = Placement {
+        workers: 2,
+        cpus: None,
+    };
+    let running = start_all(dir, cert, backends, at);
+    let setup = Setup {
+        proxies: &running,
+        load: LoadAt {
+            threads: 2,
+            cpus: None,
+        },
+        dir,
+        secs,
+        rounds,
+    };
+    let shared = "two workers/threads per proxy, unpinned on both CPUs, which the load generator (2 threads) and the backends share";
+    run(
+        &Scenario {
+            title: format!("HTTP/2 over TLS, {shared}: h2load `-t 2 -c 50 -m 10 -D <seconds>`"),
+            kind: Kind::H2,
+            drive: Drive::H2 {
+                clients: 50,
+                streams: 10,
+                tls: true,
+            },
+        },
+        &setup,
+    );
+    run(
+        &Scenario {
+            title: format!("HTTPS, HTTP/1.1 keep-alive, {shared}: wrk `-t2 -c50` over TLS"),
+            kind: Kind::Wrk,
+            drive: Drive::Https1 { connections: 50 },
+        },
+        &setup,
+    );
+}
+
 fn start_all(
     dir: &Path,
     cert: &Cert,
@@ -240,6 +285,9 @@ fn main() {
     if wanted("h2idle") {
         let n = idle_n.min(fd_limit as usize / 2 - 100);
         idle_h2::memory(dir.path(), &cert, backends, n, rounds);
+    }
+    if wanted("workers2") {
+        workers2(dir.path(), &cert, backends, secs, rounds);
     }
 }
 
