@@ -10,8 +10,12 @@ pub struct Report {
     /// "finished in ...": from the first connect to the last response.
     pub elapsed: Duration,
     pub succeeded: u64,
-    /// Requests that failed, errored or timed out.
+    /// h2load's "failed": every request that did not succeed, HTTP errors
+    /// (non-2xx/3xx) included.
     pub failed: u64,
+    /// h2load's "errored": the part of `failed` that is not an HTTP status
+    /// (connection errors, streams reset, timeouts).
+    pub errored: u64,
     /// "time for request" mean and max, milliseconds.
     pub mean_ms: f64,
     pub max_ms: f64,
@@ -36,7 +40,9 @@ pub struct H2load<'a> {
     pub openssl_conf: Option<&'a Path>,
     /// `--log-file`: one line per request with its duration.
     pub log: Option<&'a Path>,
-    /// CPUs h2load may run on (`taskset -c`).
+    /// `-t`: h2load threads (at most `clients`).
+    pub threads: usize,
+    /// CPUs h2load may run on (`taskset -c`), or anywhere.
     pub cpus: Option<&'a str>,
 }
 
@@ -51,6 +57,7 @@ impl H2load<'_> {
             None => Command::new("h2load"),
         };
         cmd.arg(format!("--clients={}", self.clients))
+            .arg(format!("--threads={}", self.threads.clamp(1, self.clients)))
             .arg(format!("--max-concurrent-streams={}", self.streams));
         match self.seconds {
             Some(s) => cmd.arg(format!("--duration={s}")),
@@ -102,9 +109,12 @@ pub fn parse(text: &str) -> Option<Report> {
             for part in rest.split(',') {
                 let mut words = part.split_whitespace();
                 let n: u64 = words.next()?.parse().ok()?;
+                // "timeout" is a part of "errored", which is a part of
+                // "failed": adding them up would count a request twice.
                 match words.next()? {
                     "succeeded" => r.succeeded = n,
-                    "failed" | "errored" | "timeout" => r.failed += n,
+                    "failed" => r.failed = n,
+                    "errored" => r.errored = n,
                     _ => {}
                 }
             }
