@@ -23,6 +23,7 @@
 //! (what the forwarder can reach); a listener with an HTTP/2 or TLS
 //! upstream (gRPC) serves HTTP/2 through Pingora, as before.
 
+mod gather;
 mod head;
 mod request;
 mod stream;
@@ -80,7 +81,8 @@ impl H2Front {
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .max_header_list_size(self.max_header_bytes)
             .max_send_buffer_size(MAX_SEND_BUFFER);
-        let handshake = tokio::time::timeout(self.handshake_timeout, builder.handshake(io));
+        let (socket, flusher) = gather::gathered(io);
+        let handshake = tokio::time::timeout(self.handshake_timeout, builder.handshake(socket));
         let mut conn = match handshake.await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
@@ -127,6 +129,14 @@ impl H2Front {
                     }
                     None => break,
                 },
+                // What the streams and the connection wrote in this pass
+                // (after the connection queued its frames) leaves in one write (see `gather`).
+                written = std::future::poll_fn(|cx| out_if_any(&flusher, cx)) => {
+                    if let Err(e) = written {
+                        log::debug!("HTTP/2 connection from {client_ip:?} failed: {e}");
+                        break;
+                    }
+                }
                 changed = watch.changed(), if !closing => {
                     if changed.is_err() {
                         closing = true;
@@ -144,7 +154,22 @@ impl H2Front {
                 }
             }
         }
+        // A last GOAWAY may still wait to be written.
+        let last = std::future::poll_fn(|cx| flusher.poll_out(cx));
+        let _ = tokio::time::timeout(self.handshake_timeout, last).await;
     }
+}
+
+/// Writes out what `flusher` gathered: ready once written, pending while
+/// there is nothing (the next pass of the loop looks again).
+fn out_if_any<T: AsyncWrite + Unpin>(
+    flusher: &gather::Flusher<T>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<std::io::Result<()>> {
+    if !flusher.pending() {
+        return std::task::Poll::Pending;
+    }
+    flusher.poll_out(cx)
 }
 
 /// The client's IP from the socket under `stream`.
