@@ -42,7 +42,7 @@ pub fn compared(a: &Obs, b: &Obs) -> Vec<(&'static str, String, String)> {
 }
 
 /// A header value as compared: `Date` values say whose date they are.
-fn normal_value(name: &str, value: &str) -> String {
+pub fn normal_value(name: &str, value: &str) -> String {
     if name.eq_ignore_ascii_case("date") {
         if value == BACKEND_DATE {
             "(the backend's)".into()
@@ -139,39 +139,50 @@ fn aspects(o: &Obs, both: &[bool]) -> Vec<(&'static str, String)> {
             ),
         ),
         ("tunnel", o.tunnel.clone().unwrap_or_default()),
-        (
-            "timing",
-            match &o.streamed {
-                Some((true, _)) => "the first part came before the pause ended".into(),
-                Some((false, _)) => "the first part was held back until the rest came".into(),
-                None => String::new(),
-            },
-        ),
+        ("timing", timing_text(&o.streamed)),
         ("backend", o.backend.join("\n")),
     ]
 }
 
-/// A two-sided text diff, line by line.
+/// Whether the first part of a paused response came first, as compared.
+pub fn timing_text(streamed: &Option<(bool, String)>) -> String {
+    match streamed {
+        Some((true, _)) => "the first part came before the pause ended".into(),
+        Some((false, _)) => "the first part was held back until the rest came".into(),
+        None => String::new(),
+    }
+}
+
+/// A two-sided text diff of a forwarder run and a pingora run.
 pub fn diff(a: &str, b: &str) -> String {
+    diff_between(a, b, ["forwarder", "pingora"])
+}
+
+/// A two-sided text diff, line by line, the sides named by `names`.
+pub fn diff_between(a: &str, b: &str, names: [&str; 2]) -> String {
+    let width = names[0].len().max(names[1].len());
+    // `name:` and `name only:`, padded after the colon to line the values up.
+    let label =
+        |n: &str, tail: &str| format!("{:w$}", format!("{n}{tail}:"), w = width + tail.len() + 1);
+    let [na, nb] = names.map(|n| label(n, ""));
+    let [oa, ob] = names.map(|n| label(n, " only"));
     if !a.contains('\n') && !b.contains('\n') {
-        return format!("      forwarder: {a}\n      pingora:   {b}\n");
+        return format!("      {na} {a}\n      {nb} {b}\n");
     }
     let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
     let mut out = String::new();
     for l in &la {
         if !lb.contains(l) {
-            out.push_str(&format!("      forwarder only: {l}\n"));
+            out.push_str(&format!("      {oa} {l}\n"));
         }
     }
     for l in &lb {
         if !la.contains(l) {
-            out.push_str(&format!("      pingora only:   {l}\n"));
+            out.push_str(&format!("      {ob} {l}\n"));
         }
     }
     if out.is_empty() {
-        out = format!(
-            "      (same lines, another order)\n      forwarder: {a:?}\n      pingora:   {b:?}\n"
-        );
+        out = format!("      (same lines, another order)\n      {na} {a:?}\n      {nb} {b:?}\n");
     }
     out
 }
