@@ -33,13 +33,18 @@ pub async fn serve(
     // HTTP/1 wire (RFC 9113 §8.1.1: malformed, a stream error).
     let forbidden = |b: &u8| *b < 0x21 || *b == 0x7f;
     let raw = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
-    if raw.bytes().any(|b| forbidden(&b)) || parts.method == http::Method::CONNECT {
+    if raw.bytes().any(|b| forbidden(&b)) {
         client.reset(Reason::PROTOCOL_ERROR);
         return;
     }
     let target_len = raw.len();
+    let connect = parts.method == http::Method::CONNECT;
+    let authority_ok = authority_agrees(&parts);
     let mut header = RequestHeader::from(parts);
-    let refused = if framing::ambiguity(&header).is_some() {
+    let refused = if connect {
+        // Not a proxy for tunnels (as on HTTP/1).
+        Some(405)
+    } else if !authority_ok || framing::ambiguity(&header).is_some() {
         Some(400)
     } else if target_len > site.max_uri_bytes {
         Some(414)
@@ -64,6 +69,16 @@ pub async fn serve(
         (false, Some(n)) => RequestBody::Length(n),
         (false, None) => RequestBody::Chunked,
     };
+    // `Expect: 100-continue` is answered here, as soon as the body is
+    // wanted, and not forwarded: the body then streams to the backend like
+    // any other (an interim answer from the backend would otherwise stop
+    // the upload as an early final one).
+    if header.headers.contains_key(http::header::EXPECT) {
+        header.remove_header(&http::header::EXPECT);
+        if body != RequestBody::None {
+            let _ = client.send_interim(b"HTTP/1.1 100 Continue\r\n").await;
+        }
+    }
     let fields = super::head::backend_fields(
         &header,
         client_ip,
@@ -78,6 +93,20 @@ pub async fn serve(
         client_ip,
     };
     h1::forward(site, request, &mut client, client_timeout, false, shutdown).await;
+}
+
+/// RFC 9113 §8.3.1: a request names its host once — `:authority`, or one
+/// `Host` — and when both are there they agree; else it is malformed (400,
+/// as an HTTP/1 request without or with two `Host` is).
+fn authority_agrees(parts: &http::request::Parts) -> bool {
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    let (host, more) = (hosts.next(), hosts.next().is_some());
+    match (parts.uri.authority(), host) {
+        _ if more => false,
+        (None, None) => false,
+        (Some(a), Some(h)) => a.as_str().as_bytes() == h.as_bytes(),
+        _ => true,
+    }
 }
 
 /// Answers `code` itself (no route, a refused request) and counts and logs

@@ -109,7 +109,14 @@ impl Client for H2Client {
     }
 
     async fn abort(&mut self) {
-        self.reset(Reason::INTERNAL_ERROR);
+        // The `h2` crate drops a stream's unsent frames when it is reset:
+        // let the connection write the head and the body so far first (it
+        // runs once this stream waits), as an HTTP/1 client gets them
+        // before its connection closes.
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+        self.reset(Reason::CANCEL);
     }
 
     async fn answer(&mut self, wire: &[u8]) -> io::Result<()> {

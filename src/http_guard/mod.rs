@@ -321,9 +321,12 @@ async fn reject(stream: &mut Prefixed, code: u16) {
         _ => "Bad Request",
     };
     let body = format!("{code} {reason}\n");
+    // Dated, as every answer switchyard makes (RFC 9110 §6.6.1).
+    let date = pingora::protocols::http::date::get_cached_date();
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nDate: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        date.to_str().unwrap_or_default()
     );
     let inner = stream.inner_mut();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
