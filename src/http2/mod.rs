@@ -114,14 +114,14 @@ impl H2Front {
                 accepted = conn.accept() => match accepted {
                     Some(Ok((req, respond))) => {
                         let site = &*self.site;
-                        streams.push(request::serve(
+                        streams.push(Box::pin(request::serve(
                             site,
                             req,
                             respond,
                             client_ip,
                             self.idle_timeout,
                             shutdown,
-                        ));
+                        )));
                     }
                     Some(Err(e)) => {
                         log::debug!("HTTP/2 connection from {client_ip:?} failed: {e}");
