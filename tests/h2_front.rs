@@ -6,8 +6,8 @@
 mod common;
 use common::*;
 
+use common::h2frames::*;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,90 +95,23 @@ fn http2_requests_are_counted_per_route_like_http1() {
     assert_eq!(b[0].hits(), 3);
 }
 
-/// Reads HTTP/2 frames until one of `kind` arrives (true), or the
-/// connection closes or `limit` passes (false).
-fn wait_for_frame(s: &mut TcpStream, kind: u8, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while Instant::now() < deadline {
-        while buf.len() >= 9 {
-            let len =
-                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            if buf[3] == kind {
-                return true;
-            }
-            buf.drain(..9 + len);
-        }
-        match s.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
 #[test]
 fn an_idle_http2_connection_gets_goaway_then_is_closed() {
     let b = backends("idle", 1);
     let proxy = h2c_proxy(&b, "server: { idle_timeout: 1s }\n");
-    let mut s = TcpStream::connect(proxy.http).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
-    // An empty SETTINGS frame.
-    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
     let started = Instant::now();
-    const GOAWAY: u8 = 7;
+    let mut c = Conn::open(proxy.http);
+    let goaway = c.wait_for(|kind, _| kind == GOAWAY);
+    assert!(goaway.is_some(), "no GOAWAY");
+    let after = started.elapsed();
     assert!(
-        wait_for_frame(&mut s, GOAWAY, Duration::from_secs(5)),
-        "no GOAWAY within 5 s"
-    );
-    let goaway_after = started.elapsed();
-    assert!(
-        goaway_after >= Duration::from_millis(800),
-        "GOAWAY after {goaway_after:?}, before the idle timeout"
+        after >= Duration::from_millis(800),
+        "GOAWAY after {after:?}, before the idle timeout"
     );
     // Then the connection closes, the client having said nothing more.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut sink = [0u8; 1024];
-    loop {
-        assert!(Instant::now() < deadline, "still open 5 s after GOAWAY");
-        match s.read(&mut sink) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
-}
-
-/// One HTTP/2 frame.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// HPACK "literal field without indexing, new name", no Huffman.
-fn literal(name: &str, value: &str) -> Vec<u8> {
-    let mut b = vec![0x00, name.len() as u8];
-    b.extend_from_slice(name.as_bytes());
-    b.push(value.len() as u8);
-    b.extend_from_slice(value.as_bytes());
-    b
+    c.s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    c.until_closed(Duration::from_secs(5));
 }
 
 #[test]
@@ -193,15 +126,11 @@ fn a_reset_stream_closes_its_backend_connection_at_once() {
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let mut buf = [0u8; 4096];
-        let mut got = 0;
         loop {
             match conn.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    got += n;
-                    if got > 0 {
-                        let _ = tx.send("request");
-                    }
+                Ok(_) => {
+                    let _ = tx.send("request");
                 }
             }
         }
@@ -210,14 +139,8 @@ fn a_reset_stream_closes_its_backend_connection_at_once() {
     let proxy = Proxy::start(&format!(
         "listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ backends: [{{ addr: \"{addr}\" }}], read_timeout: 30s }}\n"
     ));
-    let mut s = TcpStream::connect(proxy.http).unwrap();
-    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
-    s.write_all(&frame(4, 0, 0, &[])).unwrap();
-    // GET / (static :method GET, :scheme http), END_STREAM | END_HEADERS.
-    let mut block = vec![0x82, 0x86];
-    block.extend(literal(":path", "/wait"));
-    block.extend(literal(":authority", "h2.test"));
-    s.write_all(&frame(1, 0x5, 1, &block)).unwrap();
+    let mut c = Conn::open(proxy.http);
+    assert!(c.send(&h2_get(1, "/wait", &[])));
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(5)),
         Ok("request"),
@@ -225,8 +148,7 @@ fn a_reset_stream_closes_its_backend_connection_at_once() {
         proxy.log()
     );
     let reset_at = Instant::now();
-    // RST_STREAM, CANCEL (8).
-    s.write_all(&frame(3, 0, 1, &8u32.to_be_bytes())).unwrap();
+    assert!(c.send(&frame(RST_STREAM, 0, 1, &CANCEL.to_be_bytes())));
     let mut closed = false;
     while let Ok(m) = rx.recv_timeout(Duration::from_secs(5)) {
         if m == "closed" {
