@@ -55,6 +55,9 @@ impl Gaps {
     }
 }
 
+/// The most trailer bytes kept from a de-chunked body.
+const MAX_TRAILERS: usize = 64 * 1024;
+
 /// Copies the rest of a body framed by `framing` from `from` to `to`. The
 /// body's first bytes may already have been read: `pending` (which may also
 /// hold bytes past the body, a pipelined follow-up; those are returned).
@@ -66,6 +69,25 @@ pub async fn relay<R, W>(
     output: Output,
     pending: &[u8],
     gaps: Gaps,
+) -> Result<Vec<u8>, Broken>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    relay_keeping_trailers(from, to, framing, output, pending, gaps, &mut Vec::new()).await
+}
+
+/// As [`relay`]; a chunked body sent [`Output::Dechunked`] leaves its
+/// trailer lines (CRLF-ended) in `trailers`, for the receiver to send its
+/// own way.
+pub async fn relay_keeping_trailers<R, W>(
+    from: &mut R,
+    to: &mut W,
+    framing: Framing,
+    output: Output,
+    pending: &[u8],
+    gaps: Gaps,
+    trailers: &mut Vec<u8>,
 ) -> Result<Vec<u8>, Broken>
 where
     R: AsyncRead + Unpin,
@@ -85,7 +107,11 @@ where
         let (take, done) = match framing {
             Framing::Chunked if output == Output::Dechunked => {
                 pieces.clear();
-                let found = chunked.advance_with(data, &mut |r| pieces.push(r));
+                let found =
+                    chunked.advance_with(data, &mut |r| pieces.push(r), &mut |b| trailers.push(b));
+                if trailers.len() > MAX_TRAILERS {
+                    return Err(Broken::From);
+                }
                 let (take, done) = match found {
                     Ok(Some(end)) => (end, true),
                     Ok(None) => (data.len(), false),
@@ -218,15 +244,17 @@ impl Chunked {
     /// Follows `data`; `Ok(Some(n))` when the body ends after its first `n`
     /// bytes, `Ok(None)` when it needs more, `Err` on bad framing.
     pub fn advance(&mut self, data: &[u8]) -> Result<Option<usize>, BadChunk> {
-        self.advance_with(data, &mut |_| {})
+        self.advance_with(data, &mut |_| {}, &mut |_| {})
     }
 
     /// As [`Chunked::advance`], telling `on_data` where in `data` the
-    /// chunks' data lie.
+    /// chunks' data lie, and giving `on_trailer` the bytes of the trailer
+    /// lines (each ending in CRLF; the final blank line left out).
     pub fn advance_with(
         &mut self,
         data: &[u8],
         on_data: &mut impl FnMut(std::ops::Range<usize>),
+        on_trailer: &mut impl FnMut(u8),
     ) -> Result<Option<usize>, BadChunk> {
         let mut i = 0;
         while i < data.len() {
@@ -242,6 +270,15 @@ impl Chunked {
             }
             let b = data[i];
             i += 1;
+            let trailer = match self.state {
+                State::Trailer => true,
+                State::TrailerLf => b == b'\n',
+                State::TrailerStart => b != b'\r' && b != b'\n',
+                _ => false,
+            };
+            if trailer {
+                on_trailer(b);
+            }
             self.state = match (self.state, b) {
                 (State::Size, b) if b.is_ascii_hexdigit() => {
                     self.digits += 1;
@@ -370,6 +407,30 @@ mod tests {
         let mut line = [0u8; 18];
         let n = hex_line(0x10000, &mut line);
         assert_eq!(&line[..n], b"10000\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_dechunked_body_leaves_its_trailers_aside() {
+        let (mut tx, mut rx) = tokio::io::duplex(1024);
+        tx.write_all(b"lo\r\n0\r\nX-Sum: 5\r\nX-B: 2\r\n\r\nNEXT")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut trailers = Vec::new();
+        let rest = relay_keeping_trailers(
+            &mut rx,
+            &mut out,
+            Framing::Chunked,
+            Output::Dechunked,
+            b"5\r\nhel",
+            Gaps::both(Duration::from_secs(1)),
+            &mut trailers,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, b"hello");
+        assert_eq!(trailers, b"X-Sum: 5\r\nX-B: 2\r\n");
+        assert_eq!(rest, b"NEXT");
     }
 
     #[tokio::test]

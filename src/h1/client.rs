@@ -35,8 +35,9 @@ pub(crate) trait Client: AsyncRead + AsyncWrite + Unpin + Send {
     /// How the body of `resp` is written to this client.
     fn output(&self, resp: &Response) -> Output;
 
-    /// The response body went whole: flush it, end the stream.
-    async fn end(&mut self) -> io::Result<()>;
+    /// The response body went whole: flush it, end the stream (with
+    /// `trailers`, the trailer lines of a body sent [`Output::Dechunked`]).
+    async fn end(&mut self, trailers: &[u8]) -> io::Result<()>;
 
     /// The response was cut short: the client must not take it for whole.
     async fn abort(&mut self);
@@ -80,7 +81,8 @@ impl Client for Prefixed {
         }
     }
 
-    async fn end(&mut self) -> io::Result<()> {
+    async fn end(&mut self, _trailers: &[u8]) -> io::Result<()> {
+        // (Trailers went with the body: chunked bodies are copied whole.)
         self.flush().await
     }
 

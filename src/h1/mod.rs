@@ -540,18 +540,20 @@ impl<C: Client> Exchange<'_, C> {
             read: self.route.upstream.spec.read_timeout,
             write: self.client_timeout,
         };
-        let relayed = body::relay(
+        let mut trailers = Vec::new();
+        let relayed = body::relay_keeping_trailers(
             &mut conn,
             &mut Counted(self),
             resp.framing,
             output,
             &rest,
             gaps,
+            &mut trailers,
         )
         .await;
         match relayed {
             Ok(left) => {
-                let ended = within(self.client_timeout, self.client.end()).await;
+                let ended = within(self.client_timeout, self.client.end(&trailers)).await;
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
                 if resp.reusable && left.is_empty() && !self.body_unfinished {

@@ -122,6 +122,39 @@ pub fn response(text: &[u8]) -> Option<(http::Response<()>, usize)> {
     Some((resp, len))
 }
 
+/// The trailer fields in `lines` (CRLF-ended trailer lines of a chunked
+/// body) as an HTTP/2 trailer block; `None` when there are none to send
+/// (connection-specific fields and unparsable lines are left out).
+pub fn trailers(lines: &[u8]) -> Option<http::HeaderMap> {
+    if lines.is_empty() {
+        return None;
+    }
+    let block = [lines, b"\r\n"].concat();
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let httparse::Status::Complete((_, parsed)) =
+        httparse::parse_headers(&block, &mut fields).ok()?
+    else {
+        return None;
+    };
+    let mut map = http::HeaderMap::new();
+    for f in parsed {
+        if CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| f.name.eq_ignore_ascii_case(c))
+        {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(f.name.as_bytes()),
+            HeaderValue::from_bytes(f.value),
+        ) else {
+            continue;
+        };
+        map.append(name, value);
+    }
+    (!map.is_empty()).then_some(map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +197,15 @@ mod tests {
         let names: Vec<_> = resp.headers().keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type", "x-a"]);
         assert_eq!(resp.headers().get_all("x-a").iter().count(), 2);
+    }
+
+    #[test]
+    fn trailer_lines_become_a_trailer_block() {
+        let map = trailers(b"X-Sum: 5\r\nGrpc-Status: 0\r\nConnection: x\r\n").unwrap();
+        assert_eq!(map.get("x-sum").unwrap(), "5");
+        assert_eq!(map.get("grpc-status").unwrap(), "0");
+        assert!(map.get("connection").is_none());
+        assert!(trailers(b"").is_none());
     }
 
     #[test]

@@ -99,13 +99,16 @@ impl Client for H2Client {
         }
     }
 
-    async fn end(&mut self) -> io::Result<()> {
+    async fn end(&mut self, trailers: &[u8]) -> io::Result<()> {
         if self.done {
             return Ok(());
         }
         self.done = true;
         let send = self.send.as_mut().ok_or_else(|| broken("no response"))?;
-        send.send_data(Bytes::new(), true).map_err(h2_io)
+        match super::head::trailers(trailers) {
+            Some(map) => send.send_trailers(map).map_err(h2_io),
+            None => send.send_data(Bytes::new(), true).map_err(h2_io),
+        }
     }
 
     async fn abort(&mut self) {

@@ -102,13 +102,6 @@ const DELIBERATE_H2: &[(&str, &str, &str, &str)] = &[
     // The HTTP/2 front (the `h2` listener) against HTTP/1.1 through the
     // forwarder.
     (
-        "resp_chunked_trailers_te",
-        "h2~forwarder",
-        "trailers",
-        "response trailers do not reach HTTP/2 clients (as on Pingora's HTTP/1 path); the forwarder copies a chunked body whole, trailers included (README, HTTP/2 to clients)",
-    ),
-    ("resp_chunked_trailers_no_te", "h2~forwarder", "trailers", "as resp_chunked_trailers_te"),
-    (
         "expect_continue_length",
         "h2~forwarder",
         "backend",
@@ -143,6 +136,13 @@ const DELIBERATE_H2: &[(&str, &str, &str, &str)] = &[
     ("expect_continue_length", "h2~h2pingora", "backend", "Pingora's path forwards Expect; the HTTP/2 front answers it (above)"),
     ("expect_continue_chunked", "h2~h2pingora", "backend", "as expect_continue_length"),
     ("expect_continue_body_without_waiting", "h2~h2pingora", "backend", "as expect_continue_length"),
+    (
+        "resp_chunked_trailers_te",
+        "h2~h2pingora",
+        "trailers",
+        "Pingora's path drops response trailers (as on HTTP/1, DELIBERATE); the HTTP/2 front sends them as a trailing HEADERS frame, as the forwarder passes them",
+    ),
+    ("resp_chunked_trailers_no_te", "h2~h2pingora", "trailers", "as resp_chunked_trailers_te"),
     (
         "resp_backend_date",
         "h2~h2pingora",
