@@ -1,0 +1,493 @@
+//! One request's exchange with a backend, for either client protocol:
+//! the rate limit, the choice of backend (retries after a failed connect
+//! and once more after a stale idle connection), the request head and body
+//! to the backend, the response head rewritten and the body streamed back
+//! to the [`Client`], the idle connection returned to the pool; then the
+//! breaker outcome, metrics and access log ([`forward`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::answer;
+use super::body::{self, Broken, Output};
+use super::client::{self, Client};
+use super::head::{self, Framing, Parsed};
+use super::within::within;
+use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
+use crate::upstream::breaker::Outcome;
+
+/// The largest response head accepted from a backend.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Room for the first read of a response: its head and a small body.
+const RESPONSE_READ: usize = 8 * 1024;
+
+/// Why an exchange with a backend produced no response to pass on.
+enum Failed {
+    /// A reused idle connection turned out closed before answering; the
+    /// request (bodiless) can go again on a new connection.
+    Stale,
+    /// The backend took longer than `read_timeout`: 504.
+    Timeout,
+    /// The backend broke the exchange or answered nonsense: 502.
+    Backend,
+    /// The client went away (or sent less body than it announced).
+    Client,
+}
+
+/// How a request's body reaches the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestBody {
+    None,
+    /// This many bytes, with the request's `Content-Length`.
+    Length(u64),
+    /// Of a length not known up front (an HTTP/2 stream's DATA frames):
+    /// sent in chunks, the request's fields saying `Transfer-Encoding:
+    /// chunked`.
+    Chunked,
+}
+
+/// A request ready for a backend, on either client protocol.
+pub(crate) struct Request<'r> {
+    pub route: &'r Arc<RouteRuntime>,
+    /// The request as routed.
+    pub req: &'r pingora::http::RequestHeader,
+    /// Its header lines for the backend, each ending in CRLF.
+    pub fields: &'r [u8],
+    pub body: RequestBody,
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+/// Forwards `request` and passes the response on to `client`; then the
+/// breaker outcome, the metrics and the access log, as on Pingora's path.
+/// True when the (HTTP/1) client connection may carry the next request.
+pub(crate) async fn forward<C: Client>(
+    site: &Site,
+    request: Request<'_>,
+    client: &mut C,
+    client_timeout: Duration,
+    close: bool,
+    shutdown: &ShutdownWatch,
+) -> bool {
+    let mut ctx = RequestCtx::new();
+    ctx.route = Some(Arc::clone(request.route));
+    let mut exchange = Exchange {
+        site,
+        route: request.route,
+        client,
+        req: request.req,
+        fields: request.fields,
+        body: request.body,
+        client_ip: request.client_ip,
+        ctx: &mut ctx,
+        client_timeout,
+        sent: 0,
+        body_unfinished: false,
+    };
+    let (status, outcome, keep) = exchange.run(close, shutdown).await;
+    let sent = exchange.sent;
+    site.settle(&mut ctx, status, outcome);
+    if let Some(log) = &site.access_log {
+        let listener = &site.listener;
+        proxy::access::record(
+            log,
+            request.req,
+            request.client_ip,
+            &ctx,
+            listener,
+            status,
+            sent,
+        );
+    }
+    keep
+}
+
+/// One request on its way through.
+struct Exchange<'a, C> {
+    site: &'a Site,
+    route: &'a Arc<RouteRuntime>,
+    client: &'a mut C,
+    /// The request as routed.
+    req: &'a pingora::http::RequestHeader,
+    /// Its header lines for the backend ([`head::Request::fields`]).
+    fields: &'a [u8],
+    body: RequestBody,
+    client_ip: Option<std::net::IpAddr>,
+    ctx: &'a mut RequestCtx,
+    client_timeout: Duration,
+    /// Response body bytes sent to the client.
+    sent: usize,
+    /// The backend answered before the client had sent the whole body: the
+    /// client's connection closes after the response.
+    body_unfinished: bool,
+}
+
+impl<C: Client> Exchange<'_, C> {
+    /// The final status, the breaker outcome, and whether the client
+    /// connection stays open.
+    async fn run(
+        &mut self,
+        client_close: bool,
+        shutdown: &ShutdownWatch,
+    ) -> (u16, Option<Outcome>, bool) {
+        if let Some(status) = self.rate_limited().await {
+            return (status, None, false);
+        }
+        let mut wire = Vec::with_capacity(self.fields.len() + 256);
+        let target = proxy::upstream_target(Some(self.route), self.req);
+        let target = target
+            .as_ref()
+            .map_or(self.req.raw_path(), |t| t.as_bytes());
+        head::write_request(&self.req.method, target, self.fields, &mut wire);
+        let spec = &self.route.upstream.spec;
+        loop {
+            let Some(attempt) = choose::choose(
+                self.route,
+                self.req,
+                self.client_ip,
+                &self.site.sticky_key,
+                self.ctx,
+            ) else {
+                let code = if self.ctx.tried.is_empty() { 503 } else { 502 };
+                return self.answer(code, &[], None).await;
+            };
+            let index = attempt.index;
+            if !self.ctx.tried.is_empty() {
+                self.route.retries.inc();
+            }
+            if let Some(c) = self.route.backend_requests.get(index) {
+                c.inc();
+            }
+            self.ctx.tried.push(index);
+            let addr = self.route.upstream.backend(index).socket;
+            let pooled = self.route.idle.take(index);
+            let reused = pooled.is_some();
+            let conn = match pooled {
+                Some(c) => Ok(c),
+                None => connect(addr, spec.connect_timeout).await,
+            };
+            self.ctx.attempt = Some(attempt);
+            let mut conn = match conn {
+                Ok(c) => c,
+                Err(e) if self.connect_failed(addr, &e) => continue,
+                Err(_) => return self.answer(502, &[], None).await,
+            };
+            // Taken once connected: a retry's `choose` sets its own cookie.
+            let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
+                return self.answer(502, &[], Some(Outcome::Failure)).await;
+            };
+            let mut result = self.exchange(&mut conn, &wire, &additions).await;
+            if matches!(result, Err(Failed::Stale)) && reused {
+                // The idle connection was closed under us: once more, fresh.
+                match connect(addr, spec.connect_timeout).await {
+                    Ok(c) => {
+                        conn = c;
+                        result = self.exchange(&mut conn, &wire, &additions).await;
+                    }
+                    // The backend is gone: a connect failure like any other.
+                    Err(e) if self.connect_failed(addr, &e) => continue,
+                    Err(_) => return self.answer(502, &[], None).await,
+                }
+            }
+            return match result {
+                Ok((resp, rest)) => {
+                    self.respond(conn, index, resp, rest, client_close, shutdown)
+                        .await
+                }
+                Err(Failed::Timeout) => self.answer(504, &[], Some(Outcome::Failure)).await,
+                Err(Failed::Stale | Failed::Backend) => {
+                    self.answer(502, &[], Some(Outcome::Failure)).await
+                }
+                Err(Failed::Client) => (499, None, false),
+            };
+        }
+    }
+
+    /// Reports the current attempt's failed connect to the breaker; true
+    /// when `retries` allow another backend.
+    fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> bool {
+        log::warn!("connect to {addr} failed: {e}");
+        if let Some(attempt) = self.ctx.attempt.take() {
+            self.route.upstream.report(attempt, Outcome::Failure);
+        }
+        self.ctx.tried.len() <= self.route.upstream.spec.retries as usize
+    }
+
+    /// The route's rate limit: `Some(429)` when it denied (and was answered).
+    async fn rate_limited(&mut self) -> Option<u16> {
+        let store = self.route.rate_limit.as_ref()?;
+        let decision = store
+            .check_request(self.client_ip, &self.req.headers, Instant::now())
+            .await?;
+        if decision.allowed {
+            self.ctx.rate = Some(decision);
+            return None;
+        }
+        self.route.rate_limited.inc();
+        let extra = [
+            ("Retry-After", decision.retry_after_secs().to_string()),
+            ("RateLimit-Limit", decision.limit.to_string()),
+            ("RateLimit-Remaining", decision.remaining.to_string()),
+        ];
+        Some(self.answer(429, &extra, None).await.0)
+    }
+
+    /// Sends the request on `conn` and reads the response head. Returns it
+    /// with the bytes read after it.
+    async fn exchange(
+        &mut self,
+        conn: &mut TcpStream,
+        wire: &[u8],
+        additions: &headers::ResponseAdditions,
+    ) -> Result<(head::Response, Vec<u8>), Failed> {
+        let read_timeout = self.route.upstream.spec.read_timeout;
+        // The head and whatever of the body is already here, in one write.
+        let body_len = match self.body {
+            RequestBody::None => 0,
+            RequestBody::Length(n) => n,
+            RequestBody::Chunked => u64::MAX,
+        };
+        let bodiless = body_len == 0;
+        let mut with_body = Vec::new();
+        let (out, inline) = if bodiless || self.body == RequestBody::Chunked {
+            (wire, 0)
+        } else {
+            with_body.reserve(wire.len() + 256);
+            with_body.extend_from_slice(wire);
+            let inline = self.client.take_buffered(body_len as usize, &mut with_body);
+            (&with_body[..], inline as u64)
+        };
+        match within(read_timeout, conn.write_all(out)).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) if bodiless => return Err(Failed::Stale),
+            Some(Err(_)) => return Err(Failed::Backend),
+            None => return Err(Failed::Timeout),
+        }
+        if inline < body_len {
+            // A body of unknown length goes in chunks, ended by the last
+            // chunk when the client's stream ends.
+            let (framing, output) = match self.body {
+                RequestBody::Chunked => (Framing::UntilClose, Output::Chunked),
+                _ => (Framing::Length(body_len - inline), Output::AsIs),
+            };
+            let gaps = body::Gaps {
+                read: self.client_timeout,
+                write: self.route.upstream.spec.read_timeout,
+            };
+            let (mut from_backend, mut to_backend) = conn.split();
+            let mut byte = [0u8; 1];
+            // The body is read from the client as it comes: a failed read
+            // is the client's, a failed write the backend's. Meanwhile the
+            // backend may answer (or close) before it has the whole body:
+            // that answer is passed on at once, as on Pingora's path, and
+            // the client's connection closes after it (the rest of its body
+            // is never read).
+            let relayed = tokio::select! {
+                biased;
+                r = body::relay(self.client, &mut to_backend, framing, output, &[], gaps) => Some(r),
+                _ = from_backend.peek(&mut byte) => None,
+            };
+            match relayed {
+                Some(Ok(_)) => {}
+                Some(Err(Broken::From)) => return Err(Failed::Client),
+                Some(Err(Broken::To)) => return Err(Failed::Backend),
+                None => self.body_unfinished = true,
+            }
+        }
+        let head_request = self.req.method == http::Method::HEAD;
+        // Read into spare capacity: nothing is zeroed first.
+        let mut buf: Vec<u8> = Vec::with_capacity(RESPONSE_READ);
+        // An interim response went to the client: the backend answered, so
+        // a close now is a failure, not a stale connection.
+        let mut interim = false;
+        loop {
+            let had = buf.len();
+            if buf.capacity() - had < RESPONSE_READ / 2 {
+                buf.reserve(RESPONSE_READ);
+            }
+            // While the backend thinks, a client that gives up (an HTTP/2
+            // stream reset) ends the exchange: its backend connection is
+            // closed rather than left working for nobody.
+            let read = tokio::time::timeout(read_timeout, conn.read_buf(&mut buf));
+            let client = &mut *self.client;
+            let gone = std::future::poll_fn(|cx| client.poll_gone(cx));
+            let read = tokio::select! {
+                biased;
+                read = read => read,
+                () = gone => return Err(Failed::Client),
+            };
+            let n = match read {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) if had == 0 && bodiless && !interim => return Err(Failed::Stale),
+                Ok(Err(_)) => return Err(Failed::Backend),
+                Err(_) => return Err(Failed::Timeout),
+            };
+            if n == 0 {
+                return Err(if had == 0 && bodiless && !interim {
+                    Failed::Stale
+                } else {
+                    Failed::Backend
+                });
+            }
+            loop {
+                match head::response(&buf, head_request, additions) {
+                    Parsed::Partial if buf.len() > MAX_RESPONSE_HEAD => {
+                        return Err(Failed::Backend)
+                    }
+                    Parsed::Partial => break,
+                    Parsed::Malformed => return Err(Failed::Backend),
+                    Parsed::Done(r) if r.status == 101 => return Err(Failed::Backend),
+                    // Interim responses (100, 102, 103) are passed on at
+                    // once (RFC 9110 §15.2), as Pingora's path does.
+                    Parsed::Done(r) if r.status < 200 => {
+                        buf.drain(..r.head_len);
+                        interim = true;
+                        let sent = self.client.send_interim(&r.head);
+                        if within(self.client_timeout, sent)
+                            .await
+                            .is_none_or(|r| r.is_err())
+                        {
+                            return Err(Failed::Client);
+                        }
+                    }
+                    Parsed::Done(r) => {
+                        // What follows the head (the body's first bytes)
+                        // stays in this buffer.
+                        buf.drain(..r.head_len);
+                        return Ok((*r, buf));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes the backend's response on to the client.
+    async fn respond(
+        &mut self,
+        mut conn: TcpStream,
+        index: usize,
+        mut resp: head::Response,
+        rest: Vec<u8>,
+        client_close: bool,
+        shutdown: &ShutdownWatch,
+    ) -> (u16, Option<Outcome>, bool) {
+        let status = resp.status;
+        self.ctx.upstream_status = Some(status);
+        let outcome = if status >= 500 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        let keep = !client_close
+            && !self.body_unfinished
+            && (resp.framing != Framing::UntilClose || resp.rechunk)
+            && !*shutdown.borrow()
+            && !drain::handing_over();
+        let output = self.client.output(&resp);
+        let ends = client::bodiless(&resp);
+        let head = std::mem::take(&mut resp.head);
+        let sent = within(self.client_timeout, self.client.send_head(head, keep, ends)).await;
+        if !matches!(sent, Some(Ok(()))) {
+            return (status, None, false);
+        }
+        // A client that stops taking the body (an HTTP/1 client that does
+        // not read, an HTTP/2 one that withholds its window) is given up on
+        // after the client timeout, as a silent backend is after its own.
+        let gaps = body::Gaps {
+            read: self.route.upstream.spec.read_timeout,
+            write: self.client_timeout,
+        };
+        let mut trailers = Vec::new();
+        let relayed = body::relay_keeping_trailers(
+            &mut conn,
+            &mut Counted(self),
+            resp.framing,
+            output,
+            &rest,
+            gaps,
+            &mut trailers,
+        )
+        .await;
+        match relayed {
+            Ok(left) => {
+                let ended = within(self.client_timeout, self.client.end(&trailers)).await;
+                // (Not when the request body was cut short: the backend
+                // still waits for the rest of it.)
+                if resp.reusable && left.is_empty() && !self.body_unfinished {
+                    self.route.idle.put(index, conn);
+                }
+                let client_ok = matches!(ended, Some(Ok(())));
+                (status, Some(outcome), keep && client_ok)
+            }
+            // Cut short by the backend: the client must not mistake the
+            // response for complete, so its connection closes (its
+            // stream is reset).
+            Err(Broken::From) => {
+                within(self.client_timeout, self.client.abort()).await;
+                (status, Some(Outcome::Failure), false)
+            }
+            Err(Broken::To) => (status, None, false),
+        }
+    }
+
+    /// Answers `code` itself (and closes): the status, the breaker outcome,
+    /// keep-alive off.
+    async fn answer(
+        &mut self,
+        code: u16,
+        extra: &[(&'static str, String)],
+        outcome: Option<Outcome>,
+    ) -> (u16, Option<Outcome>, bool) {
+        self.ctx.own_status = Some(code);
+        let wire = answer::bytes(code, extra);
+        let written = self.client.answer(&wire);
+        if let Ok(Err(e)) = tokio::time::timeout(self.client_timeout, written).await {
+            log::debug!("could not send {code} to the client: {e}");
+        }
+        (code, outcome, false)
+    }
+}
+
+/// The client side of a response body: counts what is sent.
+struct Counted<'e, 'a, C>(&'e mut Exchange<'a, C>);
+
+impl<C: Client> tokio::io::AsyncWrite for Counted<'_, '_, C> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self.0;
+        let polled = std::pin::Pin::new(&mut *this.client).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            this.sent += n;
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0.client).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0.client).poll_shutdown(cx)
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let conn = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    conn.set_nodelay(true)?;
+    Ok(conn)
+}
