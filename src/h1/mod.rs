@@ -26,8 +26,8 @@
 //! Routing, selection, header rewriting, breaker outcomes, metrics and the
 //! access log are the same functions the Pingora dispatcher calls; only the
 //! wire work is here ([`head`] for heads, [`body`] for bodies). The exchange
-//! with the backend ([`exchange`], [`forward`]) is generic over its client
-//! ([`client`]): an HTTP/1 connection here, an HTTP/2 stream from
+//! with the backend (`exchange.rs`, `forward`) is generic over its client
+//! (`client.rs`): an HTTP/1 connection here, an HTTP/2 stream from
 //! [`crate::http2`].
 
 pub(crate) mod answer;
