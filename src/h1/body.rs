@@ -61,26 +61,10 @@ const MAX_TRAILERS: usize = 64 * 1024;
 /// Copies the rest of a body framed by `framing` from `from` to `to`. The
 /// body's first bytes may already have been read: `pending` (which may also
 /// hold bytes past the body, a pipelined follow-up; those are returned).
-/// Each read and each write waits at most as long as `gaps` says.
+/// Each read and each write waits at most as long as `gaps` says. A chunked
+/// body sent [`Output::Dechunked`] leaves its trailer lines (CRLF-ended) in
+/// `trailers`, for the receiver to send its own way.
 pub async fn relay<R, W>(
-    from: &mut R,
-    to: &mut W,
-    framing: Framing,
-    output: Output,
-    pending: &[u8],
-    gaps: Gaps,
-) -> Result<Vec<u8>, Broken>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    relay_keeping_trailers(from, to, framing, output, pending, gaps, &mut Vec::new()).await
-}
-
-/// As [`relay`]; a chunked body sent [`Output::Dechunked`] leaves its
-/// trailer lines (CRLF-ended) in `trailers`, for the receiver to send its
-/// own way.
-pub async fn relay_keeping_trailers<R, W>(
     from: &mut R,
     to: &mut W,
     framing: Framing,
@@ -365,6 +349,7 @@ mod tests {
             Output::AsIs,
             b"5\r\nhel",
             Gaps::both(Duration::from_secs(1)),
+            &mut Vec::new(),
         )
         .await
         .unwrap();
@@ -379,6 +364,7 @@ mod tests {
             Output::AsIs,
             b"abc",
             Gaps::both(Duration::from_secs(1)),
+            &mut Vec::new(),
         )
         .await
         .unwrap();
@@ -398,6 +384,7 @@ mod tests {
             Output::Chunked,
             b"abc",
             Gaps::both(Duration::from_secs(1)),
+            &mut Vec::new(),
         )
         .await
         .unwrap();
@@ -417,7 +404,7 @@ mod tests {
             .unwrap();
         let mut out = Vec::new();
         let mut trailers = Vec::new();
-        let rest = relay_keeping_trailers(
+        let rest = relay(
             &mut rx,
             &mut out,
             Framing::Chunked,
@@ -445,6 +432,7 @@ mod tests {
             Output::AsIs,
             b"abc",
             Gaps::both(Duration::from_secs(1)),
+            &mut Vec::new(),
         )
         .await;
         assert!(matches!(r, Err(Broken::From)));

@@ -279,6 +279,8 @@ impl<C: Client> Exchange<'_, C> {
                 write: self.route.upstream.spec.read_timeout,
             };
             let (mut from_backend, mut to_backend) = conn.split();
+            // (A request body is copied as it is: trailers included.)
+            let mut none = Vec::new();
             let mut byte = [0u8; 1];
             // The body is read from the client as it comes: a failed read
             // is the client's, a failed write the backend's. Meanwhile the
@@ -288,7 +290,7 @@ impl<C: Client> Exchange<'_, C> {
             // is never read).
             let relayed = tokio::select! {
                 biased;
-                r = body::relay(self.client, &mut to_backend, framing, output, &[], gaps) => Some(r),
+                r = body::relay(self.client, &mut to_backend, framing, output, &[], gaps, &mut none) => Some(r),
                 _ = from_backend.peek(&mut byte) => None,
             };
             match relayed {
@@ -402,7 +404,7 @@ impl<C: Client> Exchange<'_, C> {
             write: self.client_timeout,
         };
         let mut trailers = Vec::new();
-        let relayed = body::relay_keeping_trailers(
+        let relayed = body::relay(
             &mut conn,
             &mut Counted(self),
             resp.framing,
