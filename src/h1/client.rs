@@ -4,36 +4,37 @@
 //! (routing, choice, the backend exchange, header rules, retries, breaker
 //! outcomes, metrics, access log) is the same code for both.
 //!
-//! Heads pass through here as HTTP/1 text, as [`super::head::response`]
-//! writes them for the client: an HTTP/1 client gets them as they are, an
-//! HTTP/2 stream turns them into a HEADERS frame.
+//! Response heads are written by [`super::head::response`] in the client's
+//! own form ([`Client::Head`]): HTTP/1 text, or an HTTP/2 stream's fields.
 
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::body::Output;
-use super::head::{Framing, Response};
+use super::head::{Framing, HeadOut, Response};
 use crate::http_guard::Prefixed;
 
 /// A client the forwarder can answer. Reads give the request body (for an
 /// HTTP/1 connection, after what [`Client::take_buffered`] took); writes
 /// carry the response body, as [`Client::output`] frames it.
 pub(crate) trait Client: AsyncRead + AsyncWrite + Unpin + Send {
+    /// A response head as this client takes it.
+    type Head: HeadOut + Send;
+
     /// Moves up to `max` bytes of request body already received into
     /// `out`; how many.
     fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> usize;
 
-    /// Sends an interim (1xx) head: `head` is its status line and fields.
-    async fn send_interim(&mut self, head: &[u8]) -> io::Result<()>;
+    /// Sends an interim (1xx) head.
+    async fn send_interim(&mut self, head: Self::Head) -> io::Result<()>;
 
-    /// Sends the final head: its status line and fields (no blank line).
-    /// `keep`: an HTTP/1 connection stays open after the response; `ends`:
-    /// no body follows.
-    async fn send_head(&mut self, head: Vec<u8>, keep: bool, ends: bool) -> io::Result<()>;
+    /// Sends the final head. `keep`: an HTTP/1 connection stays open after
+    /// the response; `ends`: no body follows.
+    async fn send_head(&mut self, head: Self::Head, keep: bool, ends: bool) -> io::Result<()>;
 
     /// How the body of `resp` is written to this client.
-    fn output(&self, resp: &Response) -> Output;
+    fn output(&self, resp: &Response<Self::Head>) -> Output;
 
     /// The response body went whole: flush it, end the stream (with
     /// `trailers`, the trailer lines of a body sent [`Output::Dechunked`]).
@@ -53,12 +54,14 @@ pub(crate) trait Client: AsyncRead + AsyncWrite + Unpin + Send {
 }
 
 impl Client for Prefixed {
+    type Head = Vec<u8>;
+
     fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> usize {
         Prefixed::take_buffered(self, max, out)
     }
 
-    async fn send_interim(&mut self, head: &[u8]) -> io::Result<()> {
-        self.write_all(head).await?;
+    async fn send_interim(&mut self, head: Vec<u8>) -> io::Result<()> {
+        self.write_all(&head).await?;
         self.write_all(b"\r\n").await?;
         self.flush().await
     }
@@ -73,7 +76,7 @@ impl Client for Prefixed {
         self.write_all(&head).await
     }
 
-    fn output(&self, resp: &Response) -> Output {
+    fn output(&self, resp: &Response<Vec<u8>>) -> Output {
         if resp.rechunk {
             Output::Chunked
         } else {
@@ -98,6 +101,6 @@ impl Client for Prefixed {
 }
 
 /// A body of this framing has nothing to send.
-pub(crate) fn bodiless(resp: &Response) -> bool {
+pub(crate) fn bodiless<H>(resp: &Response<H>) -> bool {
     resp.framing == Framing::Empty
 }

@@ -243,7 +243,7 @@ impl<C: Client> Exchange<'_, C> {
         conn: &mut TcpStream,
         wire: &[u8],
         additions: &headers::ResponseAdditions,
-    ) -> Result<(head::Response, Vec<u8>), Failed> {
+    ) -> Result<(head::Response<C::Head>, Vec<u8>), Failed> {
         let read_timeout = self.route.upstream.spec.read_timeout;
         // The head and whatever of the body is already here, in one write.
         let body_len = match self.body {
@@ -336,7 +336,7 @@ impl<C: Client> Exchange<'_, C> {
                 });
             }
             loop {
-                match head::response(&buf, head_request, additions) {
+                match head::response::<C::Head>(&buf, head_request, additions) {
                     Parsed::Partial if buf.len() > MAX_RESPONSE_HEAD => {
                         return Err(Failed::Backend)
                     }
@@ -348,7 +348,7 @@ impl<C: Client> Exchange<'_, C> {
                     Parsed::Done(r) if r.status < 200 => {
                         buf.drain(..r.head_len);
                         interim = true;
-                        let sent = self.client.send_interim(&r.head);
+                        let sent = self.client.send_interim(r.head);
                         if within(self.client_timeout, sent)
                             .await
                             .is_none_or(|r| r.is_err())
@@ -372,7 +372,7 @@ impl<C: Client> Exchange<'_, C> {
         &mut self,
         mut conn: TcpStream,
         index: usize,
-        mut resp: head::Response,
+        resp: head::Response<C::Head>,
         rest: Vec<u8>,
         client_close: bool,
         shutdown: &ShutdownWatch,
@@ -391,7 +391,12 @@ impl<C: Client> Exchange<'_, C> {
             && !drain::handing_over();
         let output = self.client.output(&resp);
         let ends = client::bodiless(&resp);
-        let head = std::mem::take(&mut resp.head);
+        let head::Response {
+            head,
+            framing,
+            reusable,
+            ..
+        } = resp;
         let sent = within(self.client_timeout, self.client.send_head(head, keep, ends)).await;
         if !matches!(sent, Some(Ok(()))) {
             return (status, None, false);
@@ -407,7 +412,7 @@ impl<C: Client> Exchange<'_, C> {
         let relayed = body::relay(
             &mut conn,
             &mut Counted(self),
-            resp.framing,
+            framing,
             output,
             &rest,
             gaps,
@@ -419,7 +424,7 @@ impl<C: Client> Exchange<'_, C> {
                 let ended = within(self.client_timeout, self.client.end(&trailers)).await;
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
-                if resp.reusable && left.is_empty() && !self.body_unfinished {
+                if reusable && left.is_empty() && !self.body_unfinished {
                     self.route.idle.put(index, conn);
                 }
                 let client_ok = matches!(ended, Some(Ok(())));

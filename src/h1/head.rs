@@ -162,8 +162,44 @@ pub enum Framing {
     UntilClose,
 }
 
+/// Where the client's response head is written as [`response`] makes it:
+/// HTTP/1 text (`Vec<u8>`), or an HTTP/2 stream's fields
+/// ([`crate::http2`]).
+pub trait HeadOut {
+    /// An empty head, with room for about `len` bytes of fields.
+    fn with_room(len: usize) -> Self;
+    /// The status line; always written first.
+    fn status(&mut self, code: u16, reason: &str);
+    /// One header field.
+    fn field(&mut self, name: &[u8], value: &[u8]);
+}
+
+/// HTTP/1 text: the status line and CRLF-ended header lines, without the
+/// blank line.
+impl HeadOut for Vec<u8> {
+    fn with_room(len: usize) -> Self {
+        Vec::with_capacity(len)
+    }
+
+    fn status(&mut self, code: u16, reason: &str) {
+        self.extend_from_slice(b"HTTP/1.1 ");
+        self.extend_from_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
+        self.extend_from_slice(reason.as_bytes());
+        self.extend_from_slice(b"\r\n");
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        field(self, name, value);
+    }
+}
+
 /// A backend's response head, and the client's made from it.
-pub struct Response {
+pub struct Response<H = Vec<u8>> {
     pub status: u16,
     pub framing: Framing,
     /// The connection can carry another request after this response.
@@ -173,16 +209,16 @@ pub struct Response {
     /// A body without length or coding, to be sent on in chunks
     /// ([`super::body::Output::Chunked`]); the head says so.
     pub rechunk: bool,
-    /// The client's head but for `Connection` and the blank line: the
-    /// status line, the backend's header lines less hop-by-hop ones (and
+    /// The client's head but for `Connection` (and, as text, the blank
+    /// line): the status, the backend's fields less hop-by-hop ones (and
     /// `Content-Length` beside `Transfer-Encoding`), then the additions.
-    pub head: Vec<u8>,
+    pub head: H,
 }
 
 /// What reading a response head found.
-pub enum Parsed {
+pub enum Parsed<H = Vec<u8>> {
     Partial,
-    Done(Box<Response>),
+    Done(Box<Response<H>>),
     /// Not a response this proxy can pass on (502).
     Malformed,
 }
@@ -190,7 +226,11 @@ pub enum Parsed {
 /// Parses the response head at the start of `buf`, for a request that was
 /// `head_request` (HEAD responses have no body whatever they say), and
 /// writes the client's head from it with `additions`.
-pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -> Parsed {
+pub fn response<H: HeadOut>(
+    buf: &[u8],
+    head_request: bool,
+    additions: &ResponseAdditions,
+) -> Parsed<H> {
     let mut lines = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
@@ -247,14 +287,7 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
     // Interim (1xx) heads are passed on as they are; what the request
     // earned (cookie, rate-limit headers) goes on the final one.
     let final_head = status >= 200;
-    let mut head = Vec::with_capacity(head_len + 128);
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(&[
-        b'0' + (status / 100) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
+    let mut head = H::with_room(head_len + 128);
     let reason = match parsed.reason.filter(|r| !r.is_empty()) {
         Some(r) => r,
         None => http::StatusCode::from_u16(status)
@@ -262,8 +295,7 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
             .and_then(|s| s.canonical_reason())
             .unwrap_or(""),
     };
-    head.extend_from_slice(reason.as_bytes());
-    head.extend_from_slice(b"\r\n");
+    head.status(status, reason);
     for line in parsed.headers.iter() {
         let name = line.name.as_bytes();
         // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3), which
@@ -275,24 +307,24 @@ pub fn response(buf: &[u8], head_request: bool, additions: &ResponseAdditions) -
             || replaced
             || headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection);
         if !dropped {
-            field(&mut head, name, line.value);
+            head.field(name, line.value);
         }
     }
     // No length, no coding: the body ends when the backend closes. The
     // client gets it in chunks and keeps its connection, as on Pingora's path.
     let rechunk = framing == Framing::UntilClose && !coded;
     if rechunk {
-        field(&mut head, b"Transfer-Encoding", b"chunked");
+        head.field(b"Transfer-Encoding", b"chunked");
     }
     // A response forwarded without a Date gets one (RFC 9110 §6.6.1), as
     // Pingora's path sets it on every response.
     if !dated && final_head {
         let now = pingora::protocols::http::date::get_cached_date();
-        field(&mut head, b"Date", now.as_bytes());
+        head.field(b"Date", now.as_bytes());
     }
     if final_head {
         for (name, value) in additions.fields() {
-            field(&mut head, name.as_bytes(), value.as_bytes());
+            head.field(name.as_bytes(), value.as_bytes());
         }
     }
     Parsed::Done(Box::new(Response {
@@ -470,11 +502,11 @@ mod tests {
         let r = done(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false);
         assert!(!r.reusable);
         assert!(matches!(
-            response(b"HTTP/1.1 200 OK\r\nContent-Le", false, &Default::default()),
+            response::<Vec<u8>>(b"HTTP/1.1 200 OK\r\nContent-Le", false, &Default::default()),
             Parsed::Partial
         ));
         assert!(matches!(
-            response(
+            response::<Vec<u8>>(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                 false,
                 &Default::default()
@@ -516,7 +548,7 @@ mod tests {
             retry_after: std::time::Duration::ZERO,
         });
         let additions = ResponseAdditions::take(&mut ctx).unwrap();
-        let Parsed::Done(r) = response(
+        let Parsed::Done(r) = response::<Vec<u8>>(
             b"HTTP/1.1 200 OK\r\nratelimit-limit: 99\r\nSet-Cookie: app=1\r\nContent-Length: 0\r\n\r\n",
             false,
             &additions,

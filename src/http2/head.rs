@@ -15,6 +15,8 @@ use http::header::{COOKIE, HOST, TE};
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
+use crate::h1::head::HeadOut;
+
 use crate::proxy::headers::{
     self, REQUEST_HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
@@ -103,23 +105,59 @@ pub fn response(text: &[u8]) -> Option<(http::Response<()>, usize)> {
         Ok(httparse::Status::Complete(n)) => n,
         _ => return None,
     };
-    let mut resp = http::Response::new(());
-    *resp.status_mut() = http::StatusCode::from_u16(parsed.code?).ok()?;
-    let map = resp.headers_mut();
-    map.reserve(parsed.headers.len());
+    let mut fields = Fields::with_room(0);
+    fields.status(parsed.code?, "");
     for line in parsed.headers.iter() {
-        let name = line.name;
+        fields.field(line.name.as_bytes(), line.value);
+    }
+    Some((fields.into_response()?, len))
+}
+
+/// A response head as an HTTP/2 stream sends it, written straight by
+/// [`crate::h1::head::response`]: the status and the fields, those HTTP/2
+/// forbids left out. A status or field `http` refuses spoils it (the
+/// stream is then reset).
+pub struct Fields {
+    resp: http::Response<()>,
+    spoiled: bool,
+}
+
+impl HeadOut for Fields {
+    fn with_room(_len: usize) -> Self {
+        Self {
+            resp: http::Response::new(()),
+            spoiled: false,
+        }
+    }
+
+    fn status(&mut self, code: u16, _reason: &str) {
+        match http::StatusCode::from_u16(code) {
+            Ok(s) => *self.resp.status_mut() = s,
+            Err(_) => self.spoiled = true,
+        }
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8]) {
         if CONNECTION_SPECIFIC
             .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
+            .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
         {
-            continue;
+            return;
         }
-        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(line.value).ok()?;
-        map.append(name, value);
+        match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            (Ok(n), Ok(v)) => {
+                self.resp.headers_mut().append(n, v);
+            }
+            _ => self.spoiled = true,
+        }
     }
-    Some((resp, len))
+}
+
+impl Fields {
+    /// The response, unless a status or field spoiled it.
+    pub fn into_response(self) -> Option<http::Response<()>> {
+        (!self.spoiled).then_some(self.resp)
+    }
 }
 
 /// The trailer fields in `lines` (CRLF-ended trailer lines of a chunked

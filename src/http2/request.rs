@@ -11,8 +11,10 @@ use http::header::CONTENT_LENGTH;
 use pingora::http::RequestHeader;
 use pingora::server::ShutdownWatch;
 
+use super::head::Fields;
 use super::stream::H2Client;
 use crate::h1::client::Client;
+use crate::h1::head::HeadOut;
 use crate::h1::{self, answer, RequestBody};
 use crate::proxy::{self, framing, RequestCtx, Site};
 use crate::router::request_host;
@@ -76,7 +78,9 @@ pub async fn serve(
     if header.headers.contains_key(http::header::EXPECT) {
         header.remove_header(&http::header::EXPECT);
         if body != RequestBody::None {
-            let _ = client.send_interim(b"HTTP/1.1 100 Continue\r\n").await;
+            let mut head = Fields::with_room(0);
+            head.status(100, "Continue");
+            let _ = client.send_interim(head).await;
         }
     }
     let fields = super::head::backend_fields(

@@ -11,6 +11,7 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::head::Fields;
 use crate::h1::body::Output;
 use crate::h1::client::Client;
 use crate::h1::head::{Framing, Response};
@@ -37,11 +38,14 @@ impl H2Client {
         }
     }
 
-    /// Sends `head` (HTTP/1 text) as the response's HEADERS; what follows
-    /// it in `wire`, if anything, as its body.
-    fn respond_with(&mut self, wire: &[u8], ends: bool) -> io::Result<()> {
-        let (resp, len) = super::head::response(wire).ok_or_else(|| broken("bad head"))?;
-        let body = wire.get(len..).unwrap_or_default();
+    /// Sends `resp` as the response's HEADERS, then `body` if there is one;
+    /// `ends`: nothing more follows.
+    fn respond_with(
+        &mut self,
+        resp: http::Response<()>,
+        body: &[u8],
+        ends: bool,
+    ) -> io::Result<()> {
         let ends = ends && body.is_empty();
         let mut send = self.respond.send_response(resp, ends).map_err(h2_io)?;
         if !body.is_empty() {
@@ -76,22 +80,23 @@ fn broken(why: &'static str) -> io::Error {
 }
 
 impl Client for H2Client {
+    type Head = Fields;
+
     fn take_buffered(&mut self, _max: usize, _out: &mut Vec<u8>) -> usize {
         0
     }
 
-    async fn send_interim(&mut self, head: &[u8]) -> io::Result<()> {
-        let whole = [head, b"\r\n"].concat();
-        let (resp, _) = super::head::response(&whole).ok_or_else(|| broken("bad head"))?;
+    async fn send_interim(&mut self, head: Fields) -> io::Result<()> {
+        let resp = head.into_response().ok_or_else(|| broken("bad head"))?;
         self.respond.send_informational(resp).map_err(h2_io)
     }
 
-    async fn send_head(&mut self, mut head: Vec<u8>, _keep: bool, ends: bool) -> io::Result<()> {
-        head.extend_from_slice(b"\r\n");
-        self.respond_with(&head, ends)
+    async fn send_head(&mut self, head: Fields, _keep: bool, ends: bool) -> io::Result<()> {
+        let resp = head.into_response().ok_or_else(|| broken("bad head"))?;
+        self.respond_with(resp, &[], ends)
     }
 
-    fn output(&self, resp: &Response) -> Output {
+    fn output(&self, resp: &Response<Fields>) -> Output {
         if resp.framing == Framing::Chunked {
             Output::Dechunked
         } else {
@@ -123,7 +128,8 @@ impl Client for H2Client {
     }
 
     async fn answer(&mut self, wire: &[u8]) -> io::Result<()> {
-        self.respond_with(wire, true)
+        let (resp, len) = super::head::response(wire).ok_or_else(|| broken("bad answer"))?;
+        self.respond_with(resp, wire.get(len..).unwrap_or_default(), true)
     }
 
     fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
