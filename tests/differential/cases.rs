@@ -922,6 +922,30 @@ pub fn h2_skip(case: &str) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
+/// [`Expect::NothingForwarded`] against what the backend got (either
+/// client protocol).
+pub fn nothing_forwarded(backend: &[String]) -> Result<(), String> {
+    if backend.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "nothing should reach the backend, it got:\n{}",
+        backend.join("\n")
+    ))
+}
+
+/// [`Expect::Streamed`] against a paused body's measurement (either client
+/// protocol): whether its first part came before the pause ended.
+pub fn streamed(measured: &Option<(bool, String)>) -> Result<(), String> {
+    match measured {
+        Some((true, _)) => Ok(()),
+        Some((false, gap)) => Err(format!(
+            "the first part should arrive before the {PAUSE_MS} ms pause ends: {gap}"
+        )),
+        None => Err("no paused body to measure".into()),
+    }
+}
+
 /// Whether `o` meets `e`; if not, why.
 pub fn check(e: Expect, o: &Obs) -> Result<(), String> {
     let first = o.responses.first();
@@ -932,18 +956,8 @@ pub fn check(e: Expect, o: &Obs) -> Result<(), String> {
             Some(Err(e)) => Err(format!("status {s} expected, got no response: {e}")),
             None => Err(format!("status {s} expected, nothing read")),
         },
-        Expect::NothingForwarded if o.backend.is_empty() => Ok(()),
-        Expect::NothingForwarded => Err(format!(
-            "nothing should reach the backend, it got:\n{}",
-            o.backend.join("\n")
-        )),
-        Expect::Streamed => match &o.streamed {
-            Some((true, _)) => Ok(()),
-            Some((false, gap)) => Err(format!(
-                "the first part should arrive before the {PAUSE_MS} ms pause ends: {gap}"
-            )),
-            None => Err("no paused body to measure".into()),
-        },
+        Expect::NothingForwarded => nothing_forwarded(&o.backend),
+        Expect::Streamed => streamed(&o.streamed),
         Expect::KeepsConnection if o.after == "open" => Ok(()),
         Expect::KeepsConnection => Err(format!(
             "the connection should carry a next request: {}",

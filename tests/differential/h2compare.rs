@@ -32,7 +32,7 @@
 //! with more detail: how a stream ended (the reset's error code) and
 //! `connection`, whether the connection carried a next stream.
 
-use crate::cases::{Expect, PAUSE_MS};
+use crate::cases::{self, Expect};
 use crate::compare::{normal_value, timing_text, Obs};
 use crate::h2client::{H2Obs, H2Resp, Interim, Stop};
 use crate::wire::{show, sorted, status_of};
@@ -274,18 +274,8 @@ pub fn check_h2(e: Expect, o: &H2Obs) -> Option<Result<(), String>> {
                 stop.kind, stop.detail
             )),
         },
-        Expect::NothingForwarded if o.backend.is_empty() => Ok(()),
-        Expect::NothingForwarded => Err(format!(
-            "nothing should reach the backend, it got:\n{}",
-            o.backend.join("\n")
-        )),
-        Expect::Streamed => match &o.streamed {
-            Some((true, _)) => Ok(()),
-            Some((false, gap)) => Err(format!(
-                "the first part should arrive before the {PAUSE_MS} ms pause ends: {gap}"
-            )),
-            None => Err("no paused body to measure".into()),
-        },
+        Expect::NothingForwarded => cases::nothing_forwarded(&o.backend),
+        Expect::Streamed => cases::streamed(&o.streamed),
         Expect::KeepsConnection | Expect::NotChunked => return None,
     })
 }
