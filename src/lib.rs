@@ -7,6 +7,8 @@
 //! - [`router`]: host + path → route.
 //! - [`upstream`]: backend groups, balancing policies, live load.
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
+//! - [`policy`]: route policies (redirect, allow/deny, body and in-flight
+//!   limits, header rules, request ids), decided once for every engine.
 //! - [`filters`]: rate limits and sticky cookies, per route.
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
@@ -30,6 +32,7 @@ pub mod h1;
 pub mod http2;
 pub mod http_guard;
 pub mod l4;
+pub mod policy;
 pub mod proxy;
 pub mod router;
 pub mod server;

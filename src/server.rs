@@ -163,16 +163,22 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             routes
                 .iter()
                 .filter_map(|r| {
-                    let upstream = upstreams.get(r.upstream.as_str())?;
+                    let upstream = match &r.upstream {
+                        Some(name) => Some(Arc::clone(upstreams.get(name.as_str())?)),
+                        None => None,
+                    };
+                    let key = r.upstream.as_deref().unwrap_or("");
+                    let backends = upstream.as_ref().map_or(0, |u| u.spec.backends.len());
                     let pool = idle
-                        .entry(r.upstream.as_str())
-                        .or_insert_with(|| Arc::new(IdleConns::new(upstream.spec.backends.len())));
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(IdleConns::new(backends)));
                     let rt = RouteRuntime::new(
                         &listener.name,
                         r,
-                        Arc::clone(upstream),
+                        upstream,
                         Arc::clone(pool),
                         &metrics,
+                        config.server.max_body_bytes,
                     );
                     Some((r, Arc::new(rt)))
                 })
@@ -191,6 +197,8 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             access_log: access_log.clone(),
             unrouted: StatusCounters::new(&metrics.http_requests, &listener.name, "", ""),
             max_uri_bytes: config.server.max_uri_bytes,
+            trusted_proxies: listener.trusted_proxies.clone(),
+            request_id: config.server.request_id.clone(),
         });
         let limits = HeadLimits {
             header_timeout: config.server.header_timeout,

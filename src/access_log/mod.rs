@@ -19,7 +19,8 @@
 //! `client_ip`, `method`, `host`, `path` (path and query as routed), `status`
 //! (499: the client went away first), `listener`, `route`, `upstream`,
 //! `backend` (the last one tried; `null` when none was), `duration_ms`,
-//! `bytes_sent` (response body bytes sent to the client) and `retries`.
+//! `bytes_sent` (response body bytes sent to the client), `retries`, and
+//! `request_id` when `server.request_id` is set.
 
 mod time;
 mod writer;
@@ -55,6 +56,9 @@ pub struct Entry<'a> {
     pub duration_ms: f64,
     pub bytes_sent: usize,
     pub retries: usize,
+    /// The request id (`server.request_id`), when requests get one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
 }
 
 /// The request side of the log: cheap to share, never blocks.
@@ -129,6 +133,7 @@ mod tests {
             duration_ms: 1.5,
             bytes_sent: 12,
             retries: 2,
+            request_id: Some("abc"),
         };
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains('\n'));
@@ -137,6 +142,7 @@ mod tests {
         assert_eq!(v["path"], "/x?y=\"z\"");
         assert_eq!(v["backend"], serde_json::Value::Null);
         assert_eq!(v["retries"], 2);
+        assert_eq!(v["request_id"], "abc");
         assert_eq!(v.as_object().unwrap().len(), 13);
     }
 
@@ -159,6 +165,7 @@ mod tests {
             duration_ms: 0.0,
             bytes_sent: 0,
             retries: 0,
+            request_id: None,
         };
         // Nobody writes: the queue fills, then every further line is counted.
         for _ in 0..QUEUE_LINES + 10 {

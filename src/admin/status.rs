@@ -145,7 +145,7 @@ fn listener<'a>(l: &'a Listener, by_route: &Counts, limited: &Counts) -> Listene
                     h => Some(h.to_string()),
                 },
                 path_prefix: &r.path_prefix,
-                upstream: &r.upstream,
+                upstream: r.upstream.as_deref().unwrap_or(""),
                 requests: sum(by_route, &[&l.name, &r.name]),
                 responses,
                 rate_limited: sum(limited, &[&l.name, &r.name]),

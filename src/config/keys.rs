@@ -58,6 +58,7 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         [] => fields_of::<RawConfig>(),
         ["server"] => fields_of::<RawServer>(),
         ["admin"] => fields_of::<RawAdmin>(),
+        ["server", "request_id"] => fields_of::<RawRequestId>(),
         ["listeners", "*"] => fields_of::<RawListener>(),
         ["listeners", "*", "tls"] => fields_of::<RawTls>(),
         ["listeners", "*", "tls", "sni", "[]"] => fields_of::<RawSniCert>(),
@@ -65,6 +66,10 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["listeners", "*", "routes", "[]"] => fields_of::<RawRoute>(),
         ["listeners", "*", "routes", "[]", "rate_limit"] => fields_of::<RawRateLimit>(),
         ["listeners", "*", "routes", "[]", "sticky"] => fields_of::<RawSticky>(),
+        ["listeners", "*", "routes", "[]", "redirect"] => fields_of::<RawRedirect>(),
+        ["listeners", "*", "routes", "[]", "request_headers" | "response_headers"] => {
+            fields_of::<RawHeaderRules>()
+        }
         ["upstreams", "*"] => fields_of::<RawUpstream>(),
         ["upstreams", "*", "backends", "[]"] => fields_of::<RawBackend>(),
         ["upstreams", "*", "health_check"] => fields_of::<RawHealthCheck>(),

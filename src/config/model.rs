@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use pingora::utils::tls::WrappedX509;
 
+pub use crate::policy::{Cidr, HeaderRules, Redirect, RequestIdSettings};
 pub use crate::tls::{CertPair, NameMatch};
 
 #[derive(Debug, Clone)]
@@ -37,6 +38,9 @@ pub struct ServerSettings {
     /// A request-target longer than this gets 414.
     pub max_uri_bytes: usize,
     pub idle_timeout: Duration,
+    /// Request-body limit of every route that sets none; 0 = none.
+    pub max_body_bytes: u64,
+    pub request_id: Option<RequestIdSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +59,8 @@ pub struct Listener {
     /// HTTP/1.1 requests may take the own forwarder (`src/h1`); `false`
     /// sends all of them through Pingora's proxy path.
     pub forwarder: bool,
+    /// Peers whose `X-Forwarded-For` names the client (http only).
+    pub trusted_proxies: Vec<Cidr>,
     pub kind: ListenerKind,
 }
 
@@ -103,9 +109,20 @@ pub struct Route {
     /// Normalized: starts with `/`, no trailing `/` unless it is `/`.
     pub path_prefix: String,
     pub strip_prefix: bool,
-    pub upstream: String,
+    /// `None` only for a route that redirects.
+    pub upstream: Option<String>,
     pub rate_limit: Option<RateLimit>,
     pub sticky: Option<Sticky>,
+    pub redirect: Option<Redirect>,
+    pub request_headers: Option<HeaderRules>,
+    pub response_headers: Option<HeaderRules>,
+    /// Overrides `server.max_body_bytes` (0 = no limit on this route).
+    pub max_body_bytes: Option<u64>,
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+    pub max_inflight: Option<NonZeroUsize>,
+    /// The whole exchange, every try, up to the response head.
+    pub timeout: Option<Duration>,
 }
 
 /// Which Host headers a route answers. Stored lower-case.

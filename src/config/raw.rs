@@ -31,6 +31,14 @@ pub struct RawServer {
     pub max_header_bytes: Option<u64>,
     pub max_uri_bytes: Option<u64>,
     pub idle_timeout: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub request_id: Option<RawRequestId>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRequestId {
+    pub header: Option<String>,
+    pub trust_incoming: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +59,7 @@ pub struct RawListener {
     pub routes: Option<Vec<RawRoute>>,
     pub upstream: Option<String>,
     pub idle_timeout: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +128,53 @@ pub struct RawRoute {
     pub upstream: Option<String>,
     pub rate_limit: Option<RawRateLimit>,
     pub sticky: Option<RawSticky>,
+    pub redirect: Option<RawRedirect>,
+    pub request_headers: Option<RawHeaderRules>,
+    pub response_headers: Option<RawHeaderRules>,
+    pub max_body_bytes: Option<u64>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub max_inflight: Option<u64>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRedirect {
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u64>,
+    pub path: Option<String>,
+    pub strip_query: Option<bool>,
+    pub status: Option<u64>,
+}
+
+/// Header names are the operator's, so `set` and `add` are free maps.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHeaderRules {
+    pub set: Option<BTreeMap<String, Scalar>>,
+    pub add: Option<BTreeMap<String, Scalar>>,
+    pub remove: Option<Vec<String>>,
+}
+
+/// A header value as YAML may type it (`X-Version: 2` is a number).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    pub fn to_text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,7 +6,7 @@
 use crate::proxy::respond;
 
 /// The whole response for `code`.
-pub fn bytes(code: u16, extra: &[(&'static str, String)]) -> Vec<u8> {
+pub fn bytes(code: u16, extra: &[(&str, String)]) -> Vec<u8> {
     let reason = respond::reason(code);
     let body = respond::body_for(code);
     let mut out = format!(

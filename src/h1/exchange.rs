@@ -1,5 +1,6 @@
 //! One request's exchange with a backend, for either client protocol:
-//! the rate limit, the choice of backend (retries after a failed connect
+//! the route's policies ([`crate::policy::admit`]), the rate limit, the
+//! choice of backend (retries after a failed connect
 //! and once more after a stale idle connection), the request head and body
 //! to the backend, the response head rewritten and the body streamed back
 //! to the [`Client`], the idle connection returned to the pool; then the
@@ -18,8 +19,10 @@ use super::body::{self, Broken, Output};
 use super::client::{self, Client};
 use super::head::{self, Framing, Parsed};
 use super::within::within;
-use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
+use crate::policy::{self, body_limit::Capped};
+use crate::proxy::{self, choose, drain, headers, respond, RequestCtx, RouteRuntime, Site};
 use crate::upstream::breaker::Outcome;
+use crate::upstream::Upstream;
 
 /// The largest response head accepted from a backend.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -37,6 +40,8 @@ enum Failed {
     Backend,
     /// The client went away (or sent less body than it announced).
     Client,
+    /// The request body passed `max_body_bytes`: 413.
+    TooLarge,
 }
 
 /// How a request's body reaches the backend.
@@ -59,6 +64,7 @@ pub(crate) struct Request<'r> {
     /// Its header lines for the backend, each ending in CRLF.
     pub fields: &'r [u8],
     pub body: RequestBody,
+    /// The client IP the request is judged by ([`crate::policy::client_ip`]).
     pub client_ip: Option<std::net::IpAddr>,
 }
 
@@ -74,22 +80,61 @@ pub(crate) async fn forward<C: Client>(
     shutdown: &ShutdownWatch,
 ) -> bool {
     let mut ctx = RequestCtx::new();
-    ctx.route = Some(Arc::clone(request.route));
-    let mut exchange = Exchange {
-        site,
-        route: request.route,
-        client,
-        req: request.req,
-        fields: request.fields,
-        body: request.body,
-        client_ip: request.client_ip,
-        ctx: &mut ctx,
-        client_timeout,
-        sent: 0,
-        body_unfinished: false,
+    let route = request.route;
+    ctx.route = Some(Arc::clone(route));
+    ctx.request_id = policy::request_id(site.request_id.as_ref(), request.req);
+    let body_len = match request.body {
+        RequestBody::None => Some(0),
+        RequestBody::Length(n) => Some(n),
+        RequestBody::Chunked => None,
     };
-    let (status, outcome, keep) = exchange.run(close, shutdown).await;
-    let sent = exchange.sent;
+    let admitted = policy::admit(
+        &route.policy,
+        request.req,
+        site.scheme,
+        request.client_ip,
+        body_len,
+    );
+    let (status, outcome, keep, sent) = match (admitted, &route.upstream) {
+        (Ok(slot), Some(upstream)) => {
+            ctx.slot = slot;
+            let fields =
+                policy::request_fields(request.fields, &route.policy, ctx.request_id.as_ref());
+            let mut exchange = Exchange {
+                site,
+                route,
+                upstream,
+                client,
+                req: request.req,
+                fields: &fields,
+                body: request.body,
+                client_ip: request.client_ip,
+                ctx: &mut ctx,
+                client_timeout,
+                sent: 0,
+                body_unfinished: false,
+            };
+            let (status, outcome, keep) = exchange.run(close, shutdown).await;
+            (status, outcome, keep, exchange.sent)
+        }
+        (Err(refusal), _) => {
+            let extra = ctx.answer_headers(&refusal.headers);
+            answer(client, refusal.status, &extra, client_timeout).await;
+            ctx.own_status = Some(refusal.status);
+            (
+                refusal.status,
+                None,
+                false,
+                respond::body_for(refusal.status).len(),
+            )
+        }
+        // (A route without an upstream redirects: never admitted.)
+        (Ok(_), None) => {
+            answer(client, 503, &ctx.answer_headers(&[]), client_timeout).await;
+            ctx.own_status = Some(503);
+            (503, None, false, respond::body_for(503).len())
+        }
+    };
     site.settle(&mut ctx, status, outcome);
     if let Some(log) = &site.access_log {
         let listener = &site.listener;
@@ -106,10 +151,33 @@ pub(crate) async fn forward<C: Client>(
     keep
 }
 
+/// Writes one of switchyard's own answers to `client` (it closes after).
+async fn answer<C: Client>(client: &mut C, code: u16, extra: &[(&str, String)], timeout: Duration) {
+    let wire = answer::bytes(code, extra);
+    let written = client.answer(&wire);
+    if let Ok(Err(e)) = tokio::time::timeout(timeout, written).await {
+        log::debug!("could not send {code} to the client: {e}");
+    }
+}
+
+/// How trying the backends ended.
+enum Reached<H> {
+    /// A backend answered with this head, on `conn`.
+    Head {
+        conn: TcpStream,
+        index: usize,
+        resp: Box<head::Response<H>>,
+        rest: Vec<u8>,
+    },
+    /// Answered already: the status, the breaker outcome, keep-alive.
+    Done((u16, Option<Outcome>, bool)),
+}
+
 /// One request on its way through.
 struct Exchange<'a, C> {
     site: &'a Site,
     route: &'a Arc<RouteRuntime>,
+    upstream: &'a Arc<Upstream>,
     client: &'a mut C,
     /// The request as routed.
     req: &'a pingora::http::RequestHeader,
@@ -143,7 +211,35 @@ impl<C: Client> Exchange<'_, C> {
             .as_ref()
             .map_or(self.req.raw_path(), |t| t.as_bytes());
         head::write_request(&self.req.method, target, self.fields, &mut wire);
-        let spec = &self.route.upstream.spec;
+        // The route's `timeout` covers every try, up to the response head.
+        let reached = match self.route.policy.timeout {
+            None => self.reach(&wire).await,
+            Some(t) => {
+                let deadline = tokio::time::Instant::from_std(self.ctx.started + t);
+                match tokio::time::timeout_at(deadline, self.reach(&wire)).await {
+                    Ok(reached) => reached,
+                    Err(_) => return self.answer(504, &[], Some(Outcome::Failure)).await,
+                }
+            }
+        };
+        match reached {
+            Reached::Head {
+                conn,
+                index,
+                resp,
+                rest,
+            } => {
+                self.respond(conn, index, *resp, rest, client_close, shutdown)
+                    .await
+            }
+            Reached::Done(done) => done,
+        }
+    }
+
+    /// Tries backends until one answers with a response head (or none is
+    /// left to try).
+    async fn reach(&mut self, wire: &[u8]) -> Reached<C::Head> {
+        let spec = &self.upstream.spec;
         loop {
             let Some(attempt) = choose::choose(
                 self.route,
@@ -153,7 +249,7 @@ impl<C: Client> Exchange<'_, C> {
                 self.ctx,
             ) else {
                 let code = if self.ctx.tried.is_empty() { 503 } else { 502 };
-                return self.answer(code, &[], None).await;
+                return Reached::Done(self.answer(code, &[], None).await);
             };
             let index = attempt.index;
             if !self.ctx.tried.is_empty() {
@@ -163,7 +259,7 @@ impl<C: Client> Exchange<'_, C> {
                 c.inc();
             }
             self.ctx.tried.push(index);
-            let addr = self.route.upstream.backend(index).socket;
+            let addr = self.upstream.backend(index).socket;
             let pooled = self.route.idle.take(index);
             let reused = pooled.is_some();
             let conn = match pooled {
@@ -174,36 +270,44 @@ impl<C: Client> Exchange<'_, C> {
             let mut conn = match conn {
                 Ok(c) => c,
                 Err(e) if self.connect_failed(addr, &e) => continue,
-                Err(_) => return self.answer(502, &[], None).await,
+                Err(_) => return Reached::Done(self.answer(502, &[], None).await),
             };
             // Taken once connected: a retry's `choose` sets its own cookie.
             let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
-                return self.answer(502, &[], Some(Outcome::Failure)).await;
+                return Reached::Done(self.answer(502, &[], Some(Outcome::Failure)).await);
             };
-            let mut result = self.exchange(&mut conn, &wire, &additions).await;
+            let mut result = self.exchange(&mut conn, wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
                 match connect(addr, spec.connect_timeout).await {
                     Ok(c) => {
                         conn = c;
-                        result = self.exchange(&mut conn, &wire, &additions).await;
+                        result = self.exchange(&mut conn, wire, &additions).await;
                     }
                     // The backend is gone: a connect failure like any other.
                     Err(e) if self.connect_failed(addr, &e) => continue,
-                    Err(_) => return self.answer(502, &[], None).await,
+                    Err(_) => return Reached::Done(self.answer(502, &[], None).await),
                 }
             }
-            return match result {
+            let done = match result {
                 Ok((resp, rest)) => {
-                    self.respond(conn, index, resp, rest, client_close, shutdown)
-                        .await
+                    return Reached::Head {
+                        conn,
+                        index,
+                        resp: Box::new(resp),
+                        rest,
+                    }
                 }
                 Err(Failed::Timeout) => self.answer(504, &[], Some(Outcome::Failure)).await,
                 Err(Failed::Stale | Failed::Backend) => {
                     self.answer(502, &[], Some(Outcome::Failure)).await
                 }
+                // The backend connection is dropped with the request
+                // incomplete; the breaker learns nothing of the backend.
+                Err(Failed::TooLarge) => self.answer(413, &[], None).await,
                 Err(Failed::Client) => (499, None, false),
             };
+            return Reached::Done(done);
         }
     }
 
@@ -212,9 +316,9 @@ impl<C: Client> Exchange<'_, C> {
     fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> bool {
         log::warn!("connect to {addr} failed: {e}");
         if let Some(attempt) = self.ctx.attempt.take() {
-            self.route.upstream.report(attempt, Outcome::Failure);
+            self.upstream.report(attempt, Outcome::Failure);
         }
-        self.ctx.tried.len() <= self.route.upstream.spec.retries as usize
+        self.ctx.tried.len() <= self.upstream.spec.retries as usize
     }
 
     /// The route's rate limit: `Some(429)` when it denied (and was answered).
@@ -244,7 +348,7 @@ impl<C: Client> Exchange<'_, C> {
         wire: &[u8],
         additions: &headers::ResponseAdditions,
     ) -> Result<(head::Response<C::Head>, Vec<u8>), Failed> {
-        let read_timeout = self.route.upstream.spec.read_timeout;
+        let read_timeout = self.upstream.spec.read_timeout;
         // The head and whatever of the body is already here, in one write.
         let body_len = match self.body {
             RequestBody::None => 0,
@@ -276,7 +380,7 @@ impl<C: Client> Exchange<'_, C> {
             };
             let gaps = body::Gaps {
                 read: self.client_timeout,
-                write: self.route.upstream.spec.read_timeout,
+                write: self.upstream.spec.read_timeout,
             };
             let (mut from_backend, mut to_backend) = conn.split();
             // (A request body is copied as it is: trailers included.)
@@ -288,13 +392,20 @@ impl<C: Client> Exchange<'_, C> {
             // that answer is passed on at once, as on Pingora's path, and
             // the client's connection closes after it (the rest of its body
             // is never read).
+            let limit = match self.route.policy.max_body_bytes {
+                0 => u64::MAX,
+                n => n,
+            };
+            let mut from_client = Capped::new(&mut *self.client, limit);
             let relayed = tokio::select! {
                 biased;
-                r = body::relay(self.client, &mut to_backend, framing, output, &[], gaps, &mut none) => Some(r),
+                r = body::relay(&mut from_client, &mut to_backend, framing, output, &[], gaps, &mut none) => Some(r),
                 _ = from_backend.peek(&mut byte) => None,
             };
+            let over = from_client.over;
             match relayed {
                 Some(Ok(_)) => {}
+                Some(Err(Broken::From)) if over => return Err(Failed::TooLarge),
                 Some(Err(Broken::From)) => return Err(Failed::Client),
                 Some(Err(Broken::To)) => return Err(Failed::Backend),
                 None => self.body_unfinished = true,
@@ -405,7 +516,7 @@ impl<C: Client> Exchange<'_, C> {
         // not read, an HTTP/2 one that withholds its window) is given up on
         // after the client timeout, as a silent backend is after its own.
         let gaps = body::Gaps {
-            read: self.route.upstream.spec.read_timeout,
+            read: self.upstream.spec.read_timeout,
             write: self.client_timeout,
         };
         let mut trailers = Vec::new();
@@ -450,11 +561,8 @@ impl<C: Client> Exchange<'_, C> {
         outcome: Option<Outcome>,
     ) -> (u16, Option<Outcome>, bool) {
         self.ctx.own_status = Some(code);
-        let wire = answer::bytes(code, extra);
-        let written = self.client.answer(&wire);
-        if let Ok(Err(e)) = tokio::time::timeout(self.client_timeout, written).await {
-            log::debug!("could not send {code} to the client: {e}");
-        }
+        let extra = self.ctx.answer_headers(extra);
+        answer(self.client, code, &extra, self.client_timeout).await;
         (code, outcome, false)
     }
 }

@@ -46,6 +46,7 @@ use pingora::server::ShutdownWatch;
 
 use crate::config::{Policy, UpstreamProtocol};
 use crate::http_guard::Prefixed;
+use crate::policy::{self, Cidr};
 use crate::proxy::{self, RouteRuntime, Site};
 
 /// What became of a request offered to the forwarder.
@@ -82,9 +83,9 @@ impl Forwarder {
         head_len: usize,
         shutdown: &ShutdownWatch,
     ) -> Served {
-        let client_ip = client.peer_ip();
+        let peer = client.peer_ip();
         let scheme = self.site.scheme;
-        let Some(req) = head::request(client.head(head_len), client_ip, scheme) else {
+        let Some(req) = head::request(client.head(head_len), peer, scheme) else {
             return Served::Declined;
         };
         // (`head::request` declined every framing `framing::ambiguity`
@@ -105,12 +106,19 @@ impl Forwarder {
         if !forwardable(route) {
             return Served::Declined;
         }
-        if reads_headers(&self.site, route) {
+        // A trusted proxy's X-Forwarded-For names the client.
+        let trusted = &self.site.trusted_proxies;
+        let behind_proxy = peer.is_some_and(|ip| Cidr::any_contains(trusted, ip));
+        if behind_proxy || reads_headers(&self.site, route) {
             match head::with_headers(header, client.head(head_len)) {
                 Some(h) => header = h,
                 None => return Served::Declined,
             }
         }
+        let client_ip = match behind_proxy {
+            true => policy::client_ip_of(peer, trusted, &header),
+            false => peer,
+        };
         client.consume(head_len);
         let body = if body_len == 0 {
             RequestBody::None
@@ -142,18 +150,26 @@ impl Forwarder {
 }
 
 /// Whether anything this request meets reads its headers: the access log
-/// (Host), a rate limit (its key), a sticky cookie, a consistent-hash key.
-/// Only then is the request's header map built.
+/// (Host), a rate limit (its key), a sticky cookie, a consistent-hash key,
+/// a redirect (Host), a client's own request id. Only then is the
+/// request's header map built.
 fn reads_headers(site: &Site, route: &RouteRuntime) -> bool {
     site.access_log.is_some()
         || route.rate_limit.is_some()
         || route.sticky.is_some()
-        || route.upstream.spec.policy == Policy::ConsistentHash
+        || route.policy.redirect.is_some()
+        || site.request_id.as_ref().is_some_and(|r| r.trust_incoming)
+        || route
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.spec.policy == Policy::ConsistentHash)
 }
 
-/// Routes whose upstream this path can reach: plain HTTP/1.1 backends.
-/// (TLS and HTTP/2 backends use Pingora's connectors.)
+/// Routes whose upstream this path can reach: plain HTTP/1.1 backends (TLS
+/// and HTTP/2 backends use Pingora's connectors), or none (a redirect).
 pub(crate) fn forwardable(route: &RouteRuntime) -> bool {
-    let spec = &route.upstream.spec;
-    spec.tls.is_none() && spec.protocol == UpstreamProtocol::Http1
+    route.upstream.as_ref().is_none_or(|u| {
+        let spec = &u.spec;
+        spec.tls.is_none() && spec.protocol == UpstreamProtocol::Http1
+    })
 }

@@ -16,6 +16,7 @@ use super::stream::H2Client;
 use crate::h1::client::Client;
 use crate::h1::head::HeadOut;
 use crate::h1::{self, answer, RequestBody};
+use crate::policy;
 use crate::proxy::{self, framing, RequestCtx, Site};
 use crate::router::request_host;
 
@@ -43,6 +44,9 @@ pub async fn serve(
     let connect = parts.method == http::Method::CONNECT;
     let authority_ok = authority_agrees(&parts);
     let mut header = RequestHeader::from(parts);
+    // The connection's address goes on X-Forwarded-For; the client IP the
+    // request is judged by may be a trusted proxy's client.
+    let judged_ip = policy::client_ip_of(client_ip, &site.trusted_proxies, &header);
     let refused = if connect {
         // Not a proxy for tunnels (as on HTTP/1).
         Some(405)
@@ -56,11 +60,11 @@ pub async fn serve(
         None
     };
     if let Some(code) = refused {
-        return own_answer(site, &mut client, &header, code, client_ip).await;
+        return own_answer(site, &mut client, &header, code, judged_ip).await;
     }
     let host = request_host(&header);
     let Some(route) = site.router.find(&host, header.uri.path()) else {
-        return own_answer(site, &mut client, &header, 404, client_ip).await;
+        return own_answer(site, &mut client, &header, 404, judged_ip).await;
     };
     let length = header
         .headers
@@ -94,7 +98,7 @@ pub async fn serve(
         req: &header,
         fields: &fields,
         body,
-        client_ip,
+        client_ip: judged_ip,
     };
     h1::forward(site, request, &mut client, client_timeout, false, shutdown).await;
 }
@@ -124,7 +128,9 @@ async fn own_answer(
 ) {
     let mut ctx = RequestCtx::new();
     ctx.own_status = Some(code);
-    if let Err(e) = client.answer(&answer::bytes(code, &[])).await {
+    ctx.request_id = policy::request_id(site.request_id.as_ref(), header);
+    let extra = ctx.answer_headers(&[]);
+    if let Err(e) = client.answer(&answer::bytes(code, &extra)).await {
         log::debug!("could not send {code} to the client: {e}");
     }
     site.settle(&mut ctx, code, None);

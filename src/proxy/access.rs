@@ -29,7 +29,7 @@ pub fn record(
     let route = ctx.route.as_deref();
     let backend = route
         .zip(ctx.tried.last())
-        .map(|(r, &i)| r.upstream.backend(i).addr.as_str());
+        .and_then(|(r, &i)| Some(r.upstream.as_ref()?.backend(i).addr.as_str()));
     log.record(&Entry {
         time: rfc3339_millis(started),
         client_ip,
@@ -39,7 +39,10 @@ pub fn record(
         status,
         listener,
         route: route.map(|r| r.name.as_str()),
-        upstream: route.map(|r| r.upstream.spec.name.as_str()),
+        upstream: route
+            .and_then(|r| r.upstream.as_ref())
+            .map(|u| u.spec.name.as_str()),
+        request_id: ctx.request_id.as_ref().and_then(|(_, v)| v.to_str().ok()),
         backend,
         duration_ms: elapsed.as_micros() as f64 / 1000.0,
         bytes_sent,

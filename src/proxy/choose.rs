@@ -12,7 +12,7 @@ use super::route::RouteRuntime;
 use crate::config::Policy;
 use crate::filters::sticky::{self, StickyKey};
 use crate::upstream::hash_key::key_or_client_ip;
-use crate::upstream::Attempt;
+use crate::upstream::{Attempt, Upstream};
 
 /// Picks this attempt's backend. On a sticky route, a valid cookie naming a
 /// usable backend pins it; otherwise the policy chooses and `ctx.set_cookie`
@@ -24,9 +24,9 @@ pub fn choose(
     key: &StickyKey,
     ctx: &mut RequestCtx,
 ) -> Option<Attempt> {
-    let upstream = &route.upstream;
+    let upstream = route.upstream.as_ref()?;
     let Some(sticky_cfg) = &route.sticky else {
-        return upstream.select(&hash_key(route, req, client_ip), &ctx.tried);
+        return upstream.select(&hash_key(upstream, req, client_ip), &ctx.tried);
     };
     let addrs = || upstream.spec.backends.iter().map(|b| b.addr.as_str());
     let pinned = sticky::cookie(
@@ -41,7 +41,7 @@ pub fn choose(
         }
         return Some(attempt);
     }
-    let attempt = upstream.select(&hash_key(route, req, client_ip), &ctx.tried)?;
+    let attempt = upstream.select(&hash_key(upstream, req, client_ip), &ctx.tried)?;
     let backend = upstream.backend(attempt.index);
     let token = key.token(&upstream.spec.name, attempt.index, &backend.addr);
     ctx.set_cookie = Some(sticky::set_cookie_value(
@@ -53,11 +53,11 @@ pub fn choose(
 }
 
 fn hash_key<'a>(
-    route: &RouteRuntime,
+    upstream: &Upstream,
     req: &'a RequestHeader,
     client_ip: Option<IpAddr>,
 ) -> Cow<'a, [u8]> {
-    let spec = &route.upstream.spec;
+    let spec = &upstream.spec;
     match &spec.hash_key {
         Some(k) if spec.policy == Policy::ConsistentHash => key_or_client_ip(k, req, client_ip),
         _ => Cow::Borrowed(&b""[..]),

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use super::route::RouteRuntime;
 use crate::filters::rate_limit::Decision;
+use crate::policy::body_limit::Allowance;
+use crate::policy::Slot;
 use crate::upstream::Attempt;
 
 pub struct RequestCtx {
@@ -29,6 +31,17 @@ pub struct RequestCtx {
     /// (the backend had closed it while idle): the next try goes to the
     /// same backend, with the same attempt, on another connection.
     pub again: bool,
+    /// The request id (`server.request_id`): its header name and value.
+    pub request_id: Option<(http::HeaderName, http::HeaderValue)>,
+    /// The route's `max_inflight` slot, held to the request's end.
+    pub slot: Option<Slot>,
+    /// The client IP the request is judged by (Pingora's path; see
+    /// [`crate::policy::client_ip`]).
+    pub client_ip: Option<std::net::IpAddr>,
+    /// What is left of `max_body_bytes` for a body that streams (Pingora's path).
+    pub body_allowance: Option<Allowance>,
+    /// The route's `timeout` runs out at this instant.
+    pub deadline: Option<Instant>,
 }
 
 impl RequestCtx {
@@ -43,7 +56,27 @@ impl RequestCtx {
             rate: None,
             set_cookie: None,
             again: false,
+            request_id: None,
+            slot: None,
+            client_ip: None,
+            body_allowance: None,
+            deadline: None,
         }
+    }
+}
+
+impl RequestCtx {
+    /// The headers on one of switchyard's own answers: `extra`, then the
+    /// request id.
+    pub fn answer_headers<'a>(&'a self, extra: &'a [(&'a str, String)]) -> Vec<(&'a str, String)> {
+        let mut all = extra.to_vec();
+        if let Some((name, value)) = &self.request_id {
+            all.push((
+                name.as_str(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        }
+        all
     }
 }
 

@@ -13,9 +13,12 @@
 //! forwarder ([`crate::h1::head`]).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, TE};
 use pingora::http::{RequestHeader, ResponseHeader};
+
+use crate::policy::HeaderRules;
 
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
 pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
@@ -223,12 +226,16 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
 pub struct ResponseAdditions {
     set_cookie: Option<HeaderValue>,
     rate: Option<[HeaderValue; 2]>,
+    /// The route's `response_headers`.
+    rules: Option<Arc<HeaderRules>>,
+    request_id: Option<(http::HeaderName, HeaderValue)>,
 }
 
 const RATE_LIMIT: [&str; 2] = ["RateLimit-Limit", "RateLimit-Remaining"];
 
 impl ResponseAdditions {
-    /// Takes the cookie and the rate decision out of `ctx`.
+    /// Takes the cookie and the rate decision out of `ctx`, with the
+    /// route's response header rules and the request id.
     pub fn take(ctx: &mut super::RequestCtx) -> pingora::Result<Self> {
         let invalid =
             |_| pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, "response addition");
@@ -240,32 +247,58 @@ impl ResponseAdditions {
             .rate
             .as_ref()
             .map(|d| [HeaderValue::from(d.limit), HeaderValue::from(d.remaining)]);
-        Ok(Self { set_cookie, rate })
+        let rules = ctx
+            .route
+            .as_ref()
+            .and_then(|r| r.policy.response_headers.clone());
+        Ok(Self {
+            set_cookie,
+            rate,
+            rules,
+            request_id: ctx.request_id.clone(),
+        })
     }
 
-    /// The backend's header `name` gives way to one of ours.
+    /// The backend's header `name` gives way: to one of ours, or to the
+    /// route's rules (`set`, `remove`).
     pub fn replaces(&self, name: &[u8]) -> bool {
-        self.rate.is_some()
-            && RATE_LIMIT
-                .iter()
-                .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+        let ours = |r: &str| name.eq_ignore_ascii_case(r.as_bytes());
+        (self.rate.is_some() && RATE_LIMIT.iter().any(|r| ours(r)))
+            || self
+                .request_id
+                .as_ref()
+                .is_some_and(|(n, _)| ours(n.as_str()))
+            || self.rules.as_ref().is_some_and(|r| r.drops(name))
     }
 
-    /// The added headers, in order.
-    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
+    /// The added headers, in order: the route's rules, then ours.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &HeaderValue)> {
+        let rules = self
+            .rules
+            .iter()
+            .flat_map(|r| r.lines())
+            .map(|(n, v)| (n.as_str(), v));
         let cookie = self.set_cookie.iter().map(|c| ("Set-Cookie", c));
         let rate = self.rate.iter().flat_map(|r| RATE_LIMIT.into_iter().zip(r));
-        cookie.chain(rate)
+        let id = self.request_id.iter().map(|(n, v)| (n.as_str(), v));
+        rules.chain(cookie).chain(rate).chain(id)
     }
 
     /// Adds them to a response head on the Pingora path.
     pub fn apply(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
-        for (name, value) in self.fields() {
-            if self.replaces(name.as_bytes()) {
+        if let Some(rules) = &self.rules {
+            rules.apply_to_response(resp)?;
+        }
+        if let Some(c) = &self.set_cookie {
+            resp.append_header("Set-Cookie", c)?;
+        }
+        if let Some(rate) = &self.rate {
+            for (name, value) in RATE_LIMIT.into_iter().zip(rate) {
                 resp.insert_header(name, value)?;
-            } else {
-                resp.append_header(name, value)?;
             }
+        }
+        if let Some((name, value)) = &self.request_id {
+            resp.insert_header(name.clone(), value)?;
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use pingora::proxy::Session;
 
 use super::ctx::RequestCtx;
+use super::respond;
 use super::route::RouteRuntime;
-use super::{client_ip, respond};
 
 /// True when the request was answered (429) and must go no further.
 pub async fn over_limit(session: &mut Session, route: &RouteRuntime, ctx: &mut RequestCtx) -> bool {
@@ -16,11 +16,7 @@ pub async fn over_limit(session: &mut Session, route: &RouteRuntime, ctx: &mut R
         return false;
     };
     let decision = store
-        .check_request(
-            client_ip(session),
-            &session.req_header().headers,
-            Instant::now(),
-        )
+        .check_request(ctx.client_ip, &session.req_header().headers, Instant::now())
         .await;
     // None: the store could not decide and on_store_error lets it through.
     let Some(decision) = decision else {
@@ -37,6 +33,6 @@ pub async fn over_limit(session: &mut Session, route: &RouteRuntime, ctx: &mut R
         ("RateLimit-Limit", decision.limit.to_string()),
         ("RateLimit-Remaining", decision.remaining.to_string()),
     ];
-    respond::answer(session, 429, &headers).await;
+    respond::answer(session, 429, &ctx.answer_headers(&headers)).await;
     true
 }

@@ -3,17 +3,23 @@
 //! response helpers; per-request state lives in [`RequestCtx`].
 //!
 //! ```text
-//! request_filter ─── ambiguous framing ──▶ 400; normalize target,
+//! request_filter ─── request id; client IP (trusted_proxies);
+//!       │             ambiguous framing ──▶ 400; normalize target,
 //!       │             route by host+path ──▶ 404 if none
+//!       │             route policies (crate::policy::admit): redirect,
+//!       │             403, 413, 503 max_inflight
 //!       │             rate limit ──▶ 429 + Retry-After if over
 //! upstream_peer ──── sticky backend, else the policy: an Attempt (in-flight
 //!       │            guard + breaker permit) on a backend not tried yet
 //!       │               ├─ none selectable, first attempt ──▶ 503
 //!       │               └─ none left after connect failures ─▶ 502
 //! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
-//! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers
+//! request_body_filter ── max_body_bytes on a streamed body ──▶ 413
+//! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers,
+//!                    request id, request_headers rules
 //! upstream_response_filter ── note the backend's status
-//! response_filter ── hop-by-hop out; Set-Cookie (sticky), RateLimit-*;
+//! response_filter ── hop-by-hop out; response_headers rules, Set-Cookie
+//!                    (sticky), RateLimit-*, request id;
 //!                    Connection: close from SIGQUIT/SIGTERM on
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
 //! logging ────────── report the outcome to the breaker; metrics; access log;
@@ -49,6 +55,8 @@ use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::filters::sticky::StickyKey;
+use crate::policy::body_limit::Allowance;
+use crate::policy::{self, Cidr, RequestIdSettings};
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
 use crate::upstream::breaker::Outcome;
 
@@ -69,6 +77,10 @@ pub struct Site {
     /// `server.max_uri_bytes`: HTTP/1 heads are measured while they arrive
     /// ([`crate::http_guard`]); HTTP/2 requests in `request_filter`.
     pub max_uri_bytes: usize,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `server.request_id`, when requests get an id.
+    pub request_id: Option<RequestIdSettings>,
 }
 
 pub struct HttpProxy {
@@ -98,30 +110,67 @@ impl ProxyHttp for HttpProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.request_id = policy::request_id(self.request_id.as_ref(), session.req_header());
+        ctx.client_ip = policy::client_ip_of(
+            client_ip(session),
+            &self.trusted_proxies,
+            session.req_header(),
+        );
         if let Some(why) = framing::ambiguity(session.req_header()) {
             log::debug!("refusing request: {why}");
-            ctx.own_status = Some(400);
-            respond::answer(session, 400, &[]).await;
-            return Ok(true);
+            return refuse(session, ctx, 400, &[]).await;
         }
         if target_len(session.req_header()) > self.max_uri_bytes {
-            ctx.own_status = Some(414);
-            respond::answer(session, 414, &[]).await;
-            return Ok(true);
+            return refuse(session, ctx, 414, &[]).await;
         }
         let req = session.req_header_mut();
         to_origin_form(req)?;
         let host = request_host(req);
         let Some(route) = self.router.find(&host, req.uri.path()) else {
-            ctx.own_status = Some(404);
-            respond::answer(session, 404, &[]).await;
-            return Ok(true);
+            return refuse(session, ctx, 404, &[]).await;
         };
         ctx.route = Some(Arc::clone(route));
+        let body_len = policy::announced_body_len(session.req_header());
+        let admitted = policy::admit(
+            &route.policy,
+            session.req_header(),
+            self.scheme,
+            ctx.client_ip,
+            body_len,
+        );
+        match admitted {
+            Ok(slot) => ctx.slot = slot,
+            Err(refusal) => return refuse(session, ctx, refusal.status, &refusal.headers).await,
+        }
+        if route.policy.max_body_bytes > 0 && body_len.is_none() {
+            ctx.body_allowance = Some(Allowance::new(route.policy.max_body_bytes));
+        }
+        ctx.deadline = route.policy.timeout.map(|t| ctx.started + t);
         if limit::over_limit(session, route, ctx).await {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(allowance), Some(data)) = (&mut ctx.body_allowance, body.as_ref()) else {
+            return Ok(());
+        };
+        if allowance.take(data.len() as u64) {
+            return Ok(());
+        }
+        // The chunk that passes the limit is not sent: the backend
+        // connection is dropped with the request incomplete.
+        Err(Error::explain(
+            ErrorType::HTTPStatus(413),
+            "request body over max_body_bytes",
+        ))
     }
 
     async fn upstream_peer(
@@ -132,20 +181,32 @@ impl ProxyHttp for HttpProxy {
         let route = ctx.route.clone().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "upstream_peer without a route")
         })?;
-        let upstream = &route.upstream;
+        let Some(upstream) = &route.upstream else {
+            // (A route without an upstream redirects: admitted never.)
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "route has no upstream",
+            ));
+        };
+        let left = match ctx.deadline {
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(Error::explain(ErrorType::HTTPStatus(504), "route timeout")),
+            },
+            None => None,
+        };
         if std::mem::take(&mut ctx.again) {
             if let Some(attempt) = &ctx.attempt {
                 let backend = upstream.backend(attempt.index);
-                return Ok(Box::new(peer::build(&upstream.spec, backend)));
+                return Ok(Box::new(peer::build(&upstream.spec, backend, left)));
             }
         }
         // The previous try (if any) was reported in fail_to_connect.
         ctx.attempt = None;
-        let client_ip = client_ip(session);
         let Some(attempt) = choose::choose(
             &route,
             session.req_header(),
-            client_ip,
+            ctx.client_ip,
             &self.sticky_key,
             ctx,
         ) else {
@@ -165,7 +226,7 @@ impl ProxyHttp for HttpProxy {
         }
         ctx.tried.push(attempt.index);
         ctx.attempt = Some(attempt);
-        Ok(Box::new(peer::build(&upstream.spec, backend)))
+        Ok(Box::new(peer::build(&upstream.spec, backend, left)))
     }
 
     fn fail_to_connect(
@@ -178,11 +239,13 @@ impl ProxyHttp for HttpProxy {
         let retries = ctx
             .route
             .as_ref()
-            .map_or(0, |r| r.upstream.spec.retries as usize);
+            .and_then(|r| r.upstream.as_ref())
+            .map_or(0, |u| u.spec.retries as usize);
         log::warn!("connect to {} failed: {e}", peer._address);
         // A connect error counts against the backend's breaker (SPEC).
-        if let (Some(route), Some(attempt)) = (&ctx.route, ctx.attempt.take()) {
-            route.upstream.report(attempt, Outcome::Failure);
+        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
+        if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
+            upstream.report(attempt, Outcome::Failure);
         }
         // Nothing was sent yet, so another backend is always safe to try.
         if ctx.tried.len() <= retries {
@@ -226,7 +289,13 @@ impl ProxyHttp for HttpProxy {
             upstream_request,
             client_ip(session),
             self.scheme,
-        )
+        )?;
+        match &ctx.route {
+            Some(route) => {
+                policy::apply_to_request(upstream_request, &route.policy, ctx.request_id.as_ref())
+            }
+            None => Ok(()),
+        }
     }
 
     async fn upstream_response_filter(
@@ -293,7 +362,7 @@ impl ProxyHttp for HttpProxy {
             .response_written()
             .is_some_and(|r| !r.status.is_informational());
         if code > 0 && !answered {
-            respond::answer(session, code, &[]).await;
+            respond::answer(session, code, &ctx.answer_headers(&[])).await;
             ctx.own_status = Some(code);
         }
         FailToProxy {
@@ -312,15 +381,7 @@ impl ProxyHttp for HttpProxy {
         if let Some(log) = &self.access_log {
             let req = session.req_header();
             let sent = session.body_bytes_sent();
-            access::record(
-                log,
-                req,
-                client_ip(session),
-                ctx,
-                &self.listener,
-                status,
-                sent,
-            );
+            access::record(log, req, ctx.client_ip, ctx, &self.listener, status, sent);
         }
     }
 }
@@ -330,9 +391,10 @@ impl Site {
     /// breaker (`None`: only the client failed, which says nothing about the
     /// backend), then the request counted under its final `status`.
     pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
-        if let (Some(route), Some(attempt)) = (&ctx.route, ctx.attempt.take()) {
+        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
+        if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
             match outcome {
-                Some(outcome) => route.upstream.report(attempt, outcome),
+                Some(outcome) => upstream.report(attempt, outcome),
                 None => drop(attempt),
             }
         }
@@ -344,6 +406,19 @@ impl Site {
             None => self.unrouted.inc(status),
         }
     }
+}
+
+/// Answers `code` (with `extra` headers and the request id) and ends the
+/// request: `request_filter`'s `Ok(true)`.
+async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    code: u16,
+    extra: &[(&'static str, String)],
+) -> Result<bool> {
+    ctx.own_status = Some(code);
+    respond::answer(session, code, &ctx.answer_headers(extra)).await;
+    Ok(true)
 }
 
 /// The request the backend gets (SPEC "Headers to backends"): the route's

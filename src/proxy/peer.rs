@@ -6,6 +6,8 @@
 //! and validation makes sure a verified backend has a name to check.
 //! Verification is off only with `verify: false`.
 
+use std::time::Duration;
+
 use pingora::prelude::HttpPeer;
 
 use crate::config::{BackendSpec, UpstreamProtocol, UpstreamSpec};
@@ -14,7 +16,8 @@ use crate::config::{BackendSpec, UpstreamProtocol, UpstreamSpec};
 /// Pingora opens another.
 const H2_STREAMS_PER_CONNECTION: usize = 100;
 
-pub fn build(spec: &UpstreamSpec, backend: &BackendSpec) -> HttpPeer {
+/// `left`: what remains of the route's `timeout`, which bounds every wait.
+pub fn build(spec: &UpstreamSpec, backend: &BackendSpec, left: Option<Duration>) -> HttpPeer {
     let mut peer = match &spec.tls {
         None => HttpPeer::new(backend.socket, false, String::new()),
         Some(tls) => {
@@ -30,8 +33,10 @@ pub fn build(spec: &UpstreamSpec, backend: &BackendSpec) -> HttpPeer {
         peer.options.set_http_version(2, 2);
         peer.options.max_h2_streams = H2_STREAMS_PER_CONNECTION;
     }
-    peer.options.connection_timeout = Some(spec.connect_timeout);
-    peer.options.read_timeout = Some(spec.read_timeout);
-    peer.options.write_timeout = Some(spec.read_timeout);
+    let within = |t: Duration| Some(left.map_or(t, |left| t.min(left)));
+    peer.options.connection_timeout = within(spec.connect_timeout);
+    peer.options.total_connection_timeout = left;
+    peer.options.read_timeout = within(spec.read_timeout);
+    peer.options.write_timeout = within(spec.read_timeout);
     peer
 }

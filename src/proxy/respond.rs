@@ -46,13 +46,13 @@ pub fn body_for(code: u16) -> String {
 /// Writes `code` with a short text body (plus `extra` headers) and closes
 /// the client connection afterwards. Does nothing if a response has already
 /// started.
-pub async fn answer(session: &mut Session, code: u16, extra: &[(&'static str, String)]) {
+pub async fn answer(session: &mut Session, code: u16, extra: &[(&str, String)]) {
     let body = Bytes::from(body_for(code));
     let resp = ResponseHeader::build(code, Some(3)).and_then(|mut r| {
         r.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
         r.insert_header(http::header::CONTENT_LENGTH, body.len())?;
         for (name, value) in extra {
-            r.insert_header(*name, value.as_str())?;
+            r.insert_header(name.to_string(), value.as_str())?;
         }
         Ok(r)
     });

@@ -1,5 +1,5 @@
 //! A route as the proxy uses it: the configured route plus its upstream, its
-//! rate limiter and sticky settings, and pre-resolved metric handles.
+//! policies, rate limiter and sticky settings, and pre-resolved metric handles.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::config::{Route, Sticky};
 use crate::filters::rate_limit::Store;
+use crate::policy::{InflightLimit, RoutePolicy};
 use crate::upstream::idle::IdleConns;
 use crate::upstream::Upstream;
 
@@ -17,7 +18,9 @@ pub struct RouteRuntime {
     pub name: String,
     pub path_prefix: String,
     pub strip_prefix: bool,
-    pub upstream: Arc<Upstream>,
+    /// `None` for a route that only redirects.
+    pub upstream: Option<Arc<Upstream>>,
+    pub policy: RoutePolicy,
     pub rate_limit: Option<Store>,
     pub sticky: Option<Sticky>,
     pub duration: Histogram,
@@ -34,38 +37,53 @@ pub struct RouteRuntime {
 }
 
 impl RouteRuntime {
+    /// `max_body_bytes` is the server's, for a route that sets none.
     pub fn new(
         listener: &str,
         route: &Route,
-        upstream: Arc<Upstream>,
+        upstream: Option<Arc<Upstream>>,
         idle: Arc<IdleConns>,
         metrics: &Metrics,
+        max_body_bytes: u64,
     ) -> Self {
+        let upstream_name = upstream.as_ref().map_or("", |u| u.spec.name.as_str());
         let duration =
             metrics
                 .http_duration
-                .with_label_values(&[listener, &route.name, &route.upstream]);
+                .with_label_values(&[listener, &route.name, upstream_name]);
         let rate_limited = metrics
             .rate_limited
             .with_label_values(&[listener, &route.name]);
-        let spec = &upstream.spec;
-        let backend_requests = spec
-            .backends
-            .iter()
-            .map(|b| {
-                metrics
-                    .backend_requests
-                    .with_label_values(&[&spec.name, &b.addr])
-            })
-            .collect();
-        let retries = metrics.upstream_retries.with_label_values(&[&spec.name]);
+        let backend_requests = upstream.as_ref().map_or_else(Vec::new, |u| {
+            let spec = &u.spec;
+            spec.backends
+                .iter()
+                .map(|b| {
+                    metrics
+                        .backend_requests
+                        .with_label_values(&[&spec.name, &b.addr])
+                })
+                .collect()
+        });
+        let retries = metrics.upstream_retries.with_label_values(&[upstream_name]);
         let requests =
-            StatusCounters::new(&metrics.http_requests, listener, &route.name, &spec.name);
+            StatusCounters::new(&metrics.http_requests, listener, &route.name, upstream_name);
+        let policy = RoutePolicy {
+            redirect: route.redirect.clone(),
+            allow: route.allow.clone(),
+            deny: route.deny.clone(),
+            max_body_bytes: route.max_body_bytes.unwrap_or(max_body_bytes),
+            inflight: route.max_inflight.map(|n| InflightLimit::new(n.get())),
+            timeout: route.timeout,
+            request_headers: route.request_headers.clone(),
+            response_headers: route.response_headers.clone().map(Arc::new),
+        };
         Self {
             name: route.name.clone(),
             path_prefix: route.path_prefix.clone(),
             strip_prefix: route.strip_prefix,
             upstream,
+            policy,
             rate_limit: route.rate_limit.as_ref().map(|rl| {
                 Store::new(
                     rl,

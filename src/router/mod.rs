@@ -97,9 +97,17 @@ mod tests {
             host,
             path_prefix: prefix.into(),
             strip_prefix: false,
-            upstream: "u".into(),
+            upstream: Some("u".into()),
             rate_limit: None,
             sticky: None,
+            redirect: None,
+            request_headers: None,
+            response_headers: None,
+            max_body_bytes: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            max_inflight: None,
+            timeout: None,
         }
     }
 

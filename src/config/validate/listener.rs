@@ -10,6 +10,7 @@ use super::super::path::YamlPath;
 use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::listener_tls;
+use super::route_policy;
 use super::{listen_addr, nonzero_duration, valid_token, DEFAULT_TCP_IDLE};
 
 pub(super) fn listener(
@@ -28,6 +29,8 @@ pub(super) fn listener(
         }
     };
     let tls = l.tls.and_then(|t| listener_tls(t, &path.key("tls"), p));
+    let trusted_proxies =
+        route_policy::cidrs(l.trusted_proxies.clone(), &path.key("trusted_proxies"), p);
     let protocol = l.protocol.as_deref().unwrap_or("http");
     let kind = match protocol {
         "http" => {
@@ -73,6 +76,10 @@ pub(super) fn listener(
             }
             if l.forwarder.is_some() {
                 p.error(&path.key("forwarder"), "forwarder is for http listeners");
+            }
+            if l.trusted_proxies.is_some() {
+                p.error(&path.key("trusted_proxies"), "trusted_proxies is for http listeners")
+                    .hint("a tcp listener sees no X-Forwarded-For; use proxy_protocol to learn client addresses behind a balancer");
             }
             match l.upstream {
                 Some(u) => {
@@ -123,6 +130,7 @@ pub(super) fn listener(
         tls,
         h2c,
         forwarder: l.forwarder.unwrap_or(true),
+        trusted_proxies,
         kind,
     })
 }
@@ -184,20 +192,34 @@ fn route(
             }
         }
     };
+    let redirect = r
+        .redirect
+        .and_then(|rd| route_policy::redirect(rd, &path.key("redirect"), p));
     let upstream = match r.upstream {
         Some(u) => {
             upstream_ref(&u, &path.key("upstream"), upstreams, p);
-            u
+            Some(u)
         }
+        None if redirect.is_some() => None,
         None => {
-            p.error(path, "route needs an `upstream`");
+            p.error(path, "route needs an `upstream` (or a `redirect`)")
+                .hint("add upstream: NAME to proxy, or redirect: { scheme: https } to answer with a redirect");
             return None;
         }
     };
+    if redirect.is_some() && (r.rate_limit.is_some() || r.sticky.is_some()) {
+        p.warning(path, "a redirect route answers every request itself; its rate_limit and sticky settings are unused");
+    }
     let rate_limit = r
         .rate_limit
         .and_then(|rl| rate_limit(rl, &path.key("rate_limit"), p));
     let sticky = r.sticky.and_then(|s| sticky(s, &path.key("sticky"), p));
+    let request_headers = r
+        .request_headers
+        .and_then(|h| route_policy::header_rules(h, &path.key("request_headers"), p));
+    let response_headers = r
+        .response_headers
+        .and_then(|h| route_policy::header_rules(h, &path.key("response_headers"), p));
     Some(Route {
         name,
         host,
@@ -206,6 +228,14 @@ fn route(
         upstream,
         rate_limit,
         sticky,
+        redirect,
+        request_headers,
+        response_headers,
+        max_body_bytes: r.max_body_bytes,
+        allow: route_policy::cidrs(r.allow, &path.key("allow"), p),
+        deny: route_policy::cidrs(r.deny, &path.key("deny"), p),
+        max_inflight: route_policy::max_inflight(r.max_inflight, &path.key("max_inflight"), p),
+        timeout: route_policy::timeout(r.timeout.as_ref(), &path.key("timeout"), p),
     })
 }
 

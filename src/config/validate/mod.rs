@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod listener;
+mod route_policy;
 mod upstream;
 
 use super::duration::{parse_duration, DURATION_HINT};
@@ -163,6 +164,10 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
         ),
         max_header_bytes,
         max_uri_bytes,
+        max_body_bytes: s.max_body_bytes.unwrap_or(0),
+        request_id: s
+            .request_id
+            .and_then(|r| route_policy::request_id(r, &path.key("request_id"), p)),
         idle_timeout: nonzero_duration(
             s.idle_timeout.as_ref(),
             Duration::from_secs(60),
@@ -221,7 +226,9 @@ fn cross_checks(
     }
     for name in upstreams.keys() {
         let used = listeners.iter().any(|l| match &l.kind {
-            ListenerKind::Http { routes } => routes.iter().any(|r| &r.upstream == name),
+            ListenerKind::Http { routes } => {
+                routes.iter().any(|r| r.upstream.as_ref() == Some(name))
+            }
             ListenerKind::Tcp { upstream, .. } => upstream == name,
         });
         if !used {

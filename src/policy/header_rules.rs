@@ -1,0 +1,140 @@
+//! `request_headers` / `response_headers`: `set` (replace every line of a
+//! name, or add one), `add` (one more line), `remove`. Applied after
+//! switchyard's own forwarding headers; `check` refuses the names switchyard
+//! must own (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`), so
+//! a rule cannot break routing or framing.
+
+use http::{HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+
+/// The names no rule may touch.
+pub const OWNED: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderRules {
+    /// A line of this name from the other side gives way: `set` replaces
+    /// it, `remove` drops it.
+    pub fn drops(&self, name: &[u8]) -> bool {
+        let named = |n: &HeaderName| name.eq_ignore_ascii_case(n.as_str().as_bytes());
+        self.remove.iter().any(named) || self.set.iter().any(|(n, _)| named(n))
+    }
+
+    /// The lines the rules add, `set` ones first.
+    pub fn lines(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.set.iter().chain(&self.add).map(|(n, v)| (n, v))
+    }
+
+    /// Applies the rules to header lines as the forwarder writes them
+    /// (`Name: value\r\n` each).
+    pub fn apply_to_fields(&self, fields: &mut Vec<u8>) {
+        rewrite_fields(fields, |name| self.drops(name), self.lines());
+    }
+
+    /// Applies the rules to a request head (Pingora's path).
+    pub fn apply_to_request(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+        for name in &self.remove {
+            req.remove_header(name);
+        }
+        for (name, value) in &self.set {
+            req.insert_header(name.clone(), value.clone())?;
+        }
+        for (name, value) in &self.add {
+            req.append_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Applies the rules to a response head (Pingora's path).
+    pub fn apply_to_response(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+        for name in &self.remove {
+            resp.remove_header(name);
+        }
+        for (name, value) in &self.set {
+            resp.insert_header(name.clone(), value.clone())?;
+        }
+        for (name, value) in &self.add {
+            resp.append_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites header lines (`Name: value\r\n` each): the lines whose name
+/// `drops` are removed, then `lines` appended.
+pub fn rewrite_fields<'a>(
+    fields: &mut Vec<u8>,
+    drops: impl Fn(&[u8]) -> bool,
+    lines: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+) {
+    let mut kept = Vec::with_capacity(fields.len() + 64);
+    for line in fields.split_inclusive(|&b| b == b'\n') {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        if !drops(name) {
+            kept.extend_from_slice(line);
+        }
+    }
+    for (name, value) in lines {
+        kept.extend_from_slice(name.as_str().as_bytes());
+        kept.extend_from_slice(b": ");
+        kept.extend_from_slice(value.as_bytes());
+        kept.extend_from_slice(b"\r\n");
+    }
+    *fields = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> HeaderRules {
+        HeaderRules {
+            set: vec![(
+                HeaderName::from_static("x-env"),
+                HeaderValue::from_static("prod"),
+            )],
+            add: vec![(
+                HeaderName::from_static("x-tag"),
+                HeaderValue::from_static("edge"),
+            )],
+            remove: vec![HeaderName::from_static("x-debug")],
+        }
+    }
+
+    #[test]
+    fn fields_get_set_add_and_remove() {
+        let mut fields =
+            b"Host: a\r\nX-Env: dev\r\nx-env: qa\r\nX-Debug: 1\r\nX-Tag: client\r\n".to_vec();
+        rules().apply_to_fields(&mut fields);
+        assert_eq!(
+            std::str::from_utf8(&fields).unwrap(),
+            "Host: a\r\nX-Tag: client\r\nx-env: prod\r\nx-tag: edge\r\n"
+        );
+    }
+
+    #[test]
+    fn heads_get_the_same() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Env", "dev").unwrap();
+        req.append_header("X-Env", "qa").unwrap();
+        req.append_header("X-Debug", "1").unwrap();
+        req.append_header("X-Tag", "client").unwrap();
+        rules().apply_to_request(&mut req).unwrap();
+        let all = |n: &str| -> Vec<&str> {
+            req.headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(all("x-env"), ["prod"]);
+        assert_eq!(all("x-tag"), ["client", "edge"]);
+        assert!(all("x-debug").is_empty());
+        assert!(rules().drops(b"X-DEBUG") && rules().drops(b"x-env") && !rules().drops(b"x-tag"));
+    }
+}
