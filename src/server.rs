@@ -225,7 +225,10 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             options.h2c = true;
             proxy.server_options = Some(options);
         }
-        let mut guarded = HeadGuard::new(proxy, limits).with_h2c(listener.h2c);
+        let id_header = config.server.request_id.as_ref().map(|r| r.header.clone());
+        let mut guarded = HeadGuard::new(proxy, limits)
+            .with_h2c(listener.h2c)
+            .with_request_id(id_header);
         if listener.forwarder {
             guarded = guarded.with_forwarder(forwarder);
         }

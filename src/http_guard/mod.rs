@@ -41,6 +41,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::h1::body::Chunked;
+use crate::policy::request_id;
 use crate::h1::{Forwarder, Served};
 use crate::http2::{self, H2Front};
 
@@ -62,6 +63,8 @@ pub struct HeadGuard<A> {
     forwarder: Option<Forwarder>,
     /// Serves HTTP/2 connections in place of Pingora's HTTP/2 server.
     h2: Option<H2Front>,
+    /// `server.request_id`'s header: the guard's own answers carry a new id.
+    request_id: Option<http::HeaderName>,
 }
 
 impl<A> HeadGuard<A> {
@@ -72,7 +75,15 @@ impl<A> HeadGuard<A> {
             h2c: false,
             forwarder: None,
             h2: None,
+            request_id: None,
         }
+    }
+
+    /// Gives the guard's own answers (408, 414, 431, 400) a request id
+    /// in this header.
+    pub fn with_request_id(mut self, header: Option<http::HeaderName>) -> Self {
+        self.request_id = header;
+        self
     }
 
     /// Serves HTTP/2 connections with `front` instead of `app`.
@@ -154,7 +165,7 @@ where
                 Head::Complete(len, request_len) => (len, request_len),
                 Head::Closed => return None,
                 Head::Reject(code) => {
-                    Box::pin(reject(&mut stream, code)).await;
+                    Box::pin(reject(&mut stream, code, self.request_id.as_ref())).await;
                     return None;
                 }
             };
@@ -312,8 +323,9 @@ async fn read_head(stream: &mut Prefixed, limits: &HeadLimits) -> Head {
     }
 }
 
-/// Writes a short final answer and closes.
-async fn reject(stream: &mut Prefixed, code: u16) {
+/// Writes a short final answer (with a new request id in `id_header`)
+/// and closes.
+async fn reject(stream: &mut Prefixed, code: u16, id_header: Option<&http::HeaderName>) {
     let reason = match code {
         408 => "Request Timeout",
         414 => "URI Too Long",
@@ -323,8 +335,12 @@ async fn reject(stream: &mut Prefixed, code: u16) {
     let body = format!("{code} {reason}\n");
     // Dated, as every answer switchyard makes (RFC 9110 §6.6.1).
     let date = pingora::protocols::http::date::get_cached_date();
+    let id = match id_header {
+        Some(name) => format!("{name}: {}\r\n", request_id::generate().to_str().unwrap_or_default()),
+        None => String::new(),
+    };
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nDate: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{id}Date: {}\r\nConnection: close\r\n\r\n{body}",
         body.len(),
         date.to_str().unwrap_or_default()
     );

@@ -448,6 +448,40 @@ pub fn cases() -> Vec<Case> {
             req(GET),
             answer("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Kept: yes\r\nSet-Cookie: b=2; Path=/\r\nX-Kept: twice\r\nx-lower-case: v\r\nContent-Length: 2\r\n\r\nok"),
         ),
+        // Route policies: header rules (on every case), the request id, and
+        // answers switchyard makes itself.
+        Case::new(
+            "policy_header_rules",
+            req("GET {P} HTTP/1.1\r\nHost: a\r\nX-Drop: 1\r\nX-Edge: client\r\nX-Tag: client\r\nX-Diff-Id: client-id-7\r\n\r\n"),
+            answer("HTTP/1.1 200 OK\r\nX-Powered-By: php\r\nX-Resp: backend\r\nX-Diff-Id: backend-id\r\nContent-Length: 2\r\n\r\nok"),
+        )
+        .expect(Status(200)),
+        Case::new(
+            "policy_request_id_refused",
+            req("GET {P} HTTP/1.1\r\nHost: a\r\nX-Diff-Id: has space\r\n\r\n"),
+            answer(ok("ok")),
+        ),
+        Case::new(
+            "policy_redirect",
+            req("GET /moved/x?q=1 HTTP/1.1\r\nHost: a:8080\r\n\r\n"),
+            answer(ok("never")),
+        )
+        .expect(Status(301))
+        .expect(NothingForwarded),
+        Case::new(
+            "policy_denied",
+            req("GET /denied HTTP/1.1\r\nHost: a\r\n\r\n"),
+            answer(ok("never")),
+        )
+        .expect(Status(403))
+        .expect(NothingForwarded),
+        Case::new(
+            "policy_body_over_limit",
+            req("POST /capped HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world"),
+            answer(ok("never")),
+        )
+        .expect(Status(413))
+        .expect(NothingForwarded),
         Case::new(
             "resp_backend_date",
             req(GET),

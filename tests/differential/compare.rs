@@ -3,7 +3,7 @@
 //! target includes this file too.
 
 use crate::client::Resp;
-use crate::wire::{field, show, sorted, Record};
+use crate::wire::{field, show, show_field, sorted, Record};
 
 /// The backend's `Date`, to tell it from one the proxy made.
 pub const BACKEND_DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
@@ -50,7 +50,7 @@ pub fn normal_value(name: &str, value: &str) -> String {
             "(a date of its own)".into()
         }
     } else {
-        show(value.as_bytes())
+        show_field(name, value.as_bytes())
     }
 }
 

@@ -182,9 +182,19 @@ const KNOWN_H2_GAPS: &[(&str, &str, &str, &str)] = &[];
 /// `{HTTP}`, `pingora` (`forwarder: false`) at `{TCP}`, and with `h2c:
 /// true` `h2` at `h2` and `h2pingora` (`forwarder: false`) at `h2pingora`.
 fn config(backend: SocketAddr, h2: SocketAddr, h2pingora: SocketAddr) -> String {
-    let routes = "[{ path_prefix: /slow, upstream: slow }, { path_prefix: /case, upstream: main }]";
+    // Route policies, so every case also checks that each engine applies
+    // them alike: header rules on every case's route, and routes that
+    // answer themselves (cases `policy_*` request them by path).
+    let rules = "request_headers: { set: { X-Edge: sy }, add: { X-Tag: edge }, remove: [X-Drop] }, \
+                 response_headers: { set: { X-Resp: proxy }, remove: [X-Powered-By] }";
+    let routes = format!(
+        "[{{ path_prefix: /slow, upstream: slow }}, {{ path_prefix: /case, upstream: main, {rules} }}, \
+         {{ path_prefix: /moved, redirect: {{ scheme: https, path: /new, status: 301 }} }}, \
+         {{ path_prefix: /denied, upstream: main, deny: [127.0.0.0/8] }}, \
+         {{ path_prefix: /capped, upstream: main, max_body_bytes: 10 }}]"
+    );
     format!(
-        r#"server: {{ threads: 1 }}
+        r#"server: {{ threads: 1, request_id: {{ header: X-Diff-Id, trust_incoming: true }} }}
 admin: {{ listen: "{{ADMIN}}" }}
 listeners:
   forwarder:

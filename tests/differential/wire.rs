@@ -38,6 +38,23 @@ pub fn sorted(headers: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
+/// The request id header of the test's config (`server.request_id`).
+pub const REQUEST_ID: &str = "x-diff-id";
+
+/// A header value as compared: an id switchyard generated (a UUID) is
+/// different in every run, so it shows as such.
+pub fn show_field(name: &str, value: &[u8]) -> String {
+    let uuid = value.len() == 36
+        && value
+            .iter()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (*b == b'-') && (*b == b'-' || b.is_ascii_hexdigit()));
+    if name.eq_ignore_ascii_case(REQUEST_ID) && uuid {
+        return "(an id of its own)".into();
+    }
+    show(value)
+}
+
 /// Bytes as escaped text; long ones cut, with their length and a hash.
 pub fn show(b: &[u8]) -> String {
     if b.len() <= 100 {
@@ -177,7 +194,7 @@ pub fn read_chunks<R: BufRead>(
 pub fn describe_request(lines: &[String], headers: &[(String, String)], body: &str) -> Record {
     let mut text = format!("{}\n", lines[0]);
     for (n, v) in sorted(headers) {
-        text.push_str(&format!("  {n}: {}\n", show(v.as_bytes())));
+        text.push_str(&format!("  {n}: {}\n", show_field(&n, v.as_bytes())));
     }
     text.push_str(&format!("  body: {body}"));
     text
