@@ -154,3 +154,59 @@ fn usage_errors_exit_1_and_version_exits_0() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot read"));
 }
+
+#[test]
+fn route_policy_keys_are_checked_with_path_and_line() {
+    let (code, _out, err) = check(&fixture("route_policies_bad.yaml"));
+    assert_eq!(code, 1, "{err}");
+    for (line, path, words) in [
+        (2, "server.request_id.header", "not a header name"),
+        (6, "listeners.web.trusted_proxies[0]", "prefix length"),
+        (
+            10,
+            "listeners.web.routes[0].allow[1]",
+            "did you mean 10.0.0.0/8",
+        ),
+        (11, "listeners.web.routes[0].deny[0]", "not an IP address"),
+        (
+            13,
+            "listeners.web.routes[1].redirect.scheme",
+            "unknown scheme",
+        ),
+        (
+            13,
+            "listeners.web.routes[1].redirect.status",
+            "not a redirect status",
+        ),
+        (
+            14,
+            "listeners.web.routes[2]",
+            "needs an `upstream` (or a `redirect`)",
+        ),
+        (
+            19,
+            "listeners.web.routes[3].request_headers.set.Host",
+            "switchyard's to set",
+        ),
+        (
+            20,
+            "listeners.web.routes[3].request_headers.remove[0]",
+            "switchyard's to set",
+        ),
+        (
+            22,
+            "listeners.web.routes[3].response_headers.add.Bad Name",
+            "not a header name",
+        ),
+        (23, "listeners.web.routes[3].max_inflight", "at least 1"),
+        (24, "listeners.web.routes[3].timeout", "greater than zero"),
+    ] {
+        let wanted = format!("line {line}: error: {path}: ");
+        let hit = err.lines().find(|l| l.contains(&wanted));
+        assert!(
+            hit.is_some_and(|l| l.contains(words)),
+            "no {wanted:?} with {words:?} in:\n{err}"
+        );
+    }
+    assert!(err.contains("12 error(s)"), "{err}");
+}

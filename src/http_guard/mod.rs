@@ -41,9 +41,9 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::h1::body::Chunked;
-use crate::policy::request_id;
 use crate::h1::{Forwarder, Served};
 use crate::http2::{self, H2Front};
+use crate::policy::request_id;
 
 /// Limits on reading a request head; see the module doc.
 #[derive(Debug, Clone, Copy)]
@@ -336,7 +336,10 @@ async fn reject(stream: &mut Prefixed, code: u16, id_header: Option<&http::Heade
     // Dated, as every answer switchyard makes (RFC 9110 §6.6.1).
     let date = pingora::protocols::http::date::get_cached_date();
     let id = match id_header {
-        Some(name) => format!("{name}: {}\r\n", request_id::generate().to_str().unwrap_or_default()),
+        Some(name) => format!(
+            "{name}: {}\r\n",
+            request_id::generate().to_str().unwrap_or_default()
+        ),
         None => String::new(),
     };
     let head = format!(

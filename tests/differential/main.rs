@@ -185,7 +185,8 @@ fn config(backend: SocketAddr, h2: SocketAddr, h2pingora: SocketAddr) -> String 
     // Route policies, so every case also checks that each engine applies
     // them alike: header rules on every case's route, and routes that
     // answer themselves (cases `policy_*` request them by path).
-    let rules = "request_headers: { set: { X-Edge: sy }, add: { X-Tag: edge }, remove: [X-Drop] }, \
+    let rules =
+        "request_headers: { set: { X-Edge: sy }, add: { X-Tag: edge }, remove: [X-Drop] }, \
                  response_headers: { set: { X-Resp: proxy }, remove: [X-Powered-By] }";
     let routes = format!(
         "[{{ path_prefix: /slow, upstream: slow }}, {{ path_prefix: /case, upstream: main, {rules} }}, \

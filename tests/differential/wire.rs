@@ -45,10 +45,9 @@ pub const REQUEST_ID: &str = "x-diff-id";
 /// different in every run, so it shows as such.
 pub fn show_field(name: &str, value: &[u8]) -> String {
     let uuid = value.len() == 36
-        && value
-            .iter()
-            .enumerate()
-            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (*b == b'-') && (*b == b'-' || b.is_ascii_hexdigit()));
+        && value.iter().enumerate().all(|(i, b)| {
+            matches!(i, 8 | 13 | 18 | 23) == (*b == b'-') && (*b == b'-' || b.is_ascii_hexdigit())
+        });
     if name.eq_ignore_ascii_case(REQUEST_ID) && uuid {
         return "(an id of its own)".into();
     }
