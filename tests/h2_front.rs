@@ -163,3 +163,34 @@ fn a_reset_stream_closes_its_backend_connection_at_once() {
         reset_at.elapsed()
     );
 }
+
+#[test]
+fn a_streamed_body_over_max_body_bytes_gets_413() {
+    let b = backends("cap", 1);
+    let proxy = h2c_proxy(&b, "server: { max_body_bytes: 1000 }\n");
+    // No Content-Length: the limit is found while the body streams.
+    let mut child = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10", "--http2-prior-knowledge"])
+        .args(["-T", "-", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/upload", proxy.http))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl is installed by scripts/install-deps.sh");
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from a thread: switchyard may stop reading once it answered.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&[b'x'; 50_000]);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "413",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The backend never got a whole request.
+    assert_eq!(b[0].hits(), 0);
+}
