@@ -171,7 +171,16 @@ fn a_streamed_body_over_max_body_bytes_gets_413() {
     // No Content-Length: the limit is found while the body streams.
     let mut child = Command::new("curl")
         .args(["-s", "-S", "--max-time", "10", "--http2-prior-knowledge"])
-        .args(["-T", "-", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-T",
+            "-",
+            "-X",
+            "POST",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
         .arg(format!("http://{}/upload", proxy.http))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

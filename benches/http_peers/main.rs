@@ -13,7 +13,9 @@
 //! wants two descriptors per connection of its `maxconn`, and the hard fd
 //! limit here is 20,000),
 //! `HTTP_BENCH_ONLY` a comma list of scenarios
-//! (`keepalive,close,conns1000,unpinned,memory`; default all),
+//! (`keepalive,policies,close,conns1000,unpinned,memory`; default all;
+//! `policies` is the keep-alive run with a fourth proxy: switchyard whose
+//! route has request ids, a header rule and an allow-list),
 //! `BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
 
 mod host;
@@ -27,12 +29,16 @@ use peers::{Placement, Running};
 use wrk::{Load, Wrk};
 
 const PROXIES: [&str; 3] = ["switchyard", "nginx", "haproxy"];
+/// switchyard with a route that uses request ids, a header rule and an
+/// allow-list: what a route pays for them.
+const WITH_POLICIES: &str = "switchyard+policies";
 const PROXY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
 
 fn start(name: &str, dir: &Path, backends: [std::net::SocketAddr; 2], at: Placement) -> Running {
     match name {
-        "switchyard" => peers::switchyard(dir, backends, at),
+        "switchyard" => peers::switchyard(dir, backends, at, false),
+        WITH_POLICIES => peers::switchyard(dir, backends, at, true),
         "nginx" => peers::nginx(dir, backends, at),
         _ => peers::haproxy(dir, backends, at),
     }
@@ -51,12 +57,17 @@ struct Scenario {
     at: Placement<'static>,
     /// wrk threads and CPUs.
     load: (usize, Option<&'static str>),
+    /// Also run switchyard with route policies configured.
+    policies: bool,
 }
 
 fn run(s: &Scenario, dir: &Path, backends: [std::net::SocketAddr; 2], secs: u64, rounds: usize) {
+    let extra = s.policies.then_some(WITH_POLICIES);
     let running: Vec<(&str, Running)> = PROXIES
         .iter()
-        .map(|name| (*name, start(name, dir, backends, s.at)))
+        .copied()
+        .chain(extra)
+        .map(|name| (name, start(name, dir, backends, s.at)))
         .collect();
     let wrk = |r: &Running, seconds| {
         let url = format!("http://{}/", r.addr);
@@ -104,6 +115,17 @@ fn run(s: &Scenario, dir: &Path, backends: [std::net::SocketAddr; 2], secs: u64,
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if s.policies {
+        println!(
+            "\nswitchyard with request ids, a header rule and an allow-list / without: **{:.2}×** req/s (every round: {})",
+            rps[3] / rps[0],
+            results[3]
+                .iter()
+                .map(|l| format!("{:.0}", l.rps))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 fn memory(dir: &Path, backends: [std::net::SocketAddr; 2], n: usize) {
@@ -170,6 +192,18 @@ fn main() {
                 close: false,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
+                policies: false,
+            },
+        ),
+        (
+            "policies",
+            Scenario {
+                title: "Keep-alive, 50 connections, pinned; switchyard also with route policies",
+                connections: 50,
+                close: false,
+                at: pinned,
+                load: (1, Some(LOAD_CPU)),
+                policies: true,
             },
         ),
         (
@@ -180,6 +214,7 @@ fn main() {
                 close: true,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
+                policies: false,
             },
         ),
         (
@@ -190,6 +225,7 @@ fn main() {
                 close: false,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
+                policies: false,
             },
         ),
         (
@@ -203,6 +239,7 @@ fn main() {
                     cpus: None,
                 },
                 load: (2, None),
+                policies: false,
             },
         ),
     ];

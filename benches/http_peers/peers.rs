@@ -146,13 +146,24 @@ pub fn nginx_args<'a>(dir: &'a Path, conf: &'a Path) -> Vec<&'a str> {
     ]
 }
 
-pub fn switchyard(dir: &Path, backends: [SocketAddr; 2], at: Placement) -> Running {
+/// `policies`: the route also has request ids, a header rule and an
+/// allow-list (what a route pays for them).
+pub fn switchyard(dir: &Path, backends: [SocketAddr; 2], at: Placement, policies: bool) -> Running {
     let listen = free_addr();
-    let conf = dir.join("switchyard.yaml");
+    let name = if policies { "sy-policies" } else { "sy" };
+    let conf = dir.join(format!("{name}.yaml"));
+    let (server, route) = if policies {
+        (
+            "  request_id: { header: X-Request-Id }\n",
+            ", request_headers: { set: { X-Env: prod } }, allow: [127.0.0.0/8]",
+        )
+    } else {
+        ("", "")
+    };
     std::fs::write(
         &conf,
         format!(
-            "server:\n  threads: {}\n  pid_file: {d}/sy.pid\n  upgrade_sock: {d}/sy.sock\nlisteners:\n  web: {{ listen: \"{listen}\", routes: [{{ upstream: b }}] }}\nupstreams:\n  b:\n    policy: round_robin\n    backends: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n",
+            "server:\n  threads: {}\n  pid_file: {d}/{name}.pid\n  upgrade_sock: {d}/{name}.sock\n{server}listeners:\n  web: {{ listen: \"{listen}\", routes: [{{ upstream: b{route} }}] }}\nupstreams:\n  b:\n    policy: round_robin\n    backends: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n",
             at.workers,
             backends[0],
             backends[1],

@@ -294,7 +294,7 @@ impl<C: Client> Exchange<'_, C> {
                     return Reached::Head {
                         conn,
                         index,
-                        resp: Box::new(resp),
+                        resp,
                         rest,
                     }
                 }
@@ -347,7 +347,7 @@ impl<C: Client> Exchange<'_, C> {
         conn: &mut TcpStream,
         wire: &[u8],
         additions: &headers::ResponseAdditions,
-    ) -> Result<(head::Response<C::Head>, Vec<u8>), Failed> {
+    ) -> Result<(Box<head::Response<C::Head>>, Vec<u8>), Failed> {
         let read_timeout = self.upstream.spec.read_timeout;
         // The head and whatever of the body is already here, in one write.
         let body_len = match self.body {
@@ -471,7 +471,7 @@ impl<C: Client> Exchange<'_, C> {
                         // What follows the head (the body's first bytes)
                         // stays in this buffer.
                         buf.drain(..r.head_len);
-                        return Ok((*r, buf));
+                        return Ok((r, buf));
                     }
                 }
             }
