@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(v["backend"], serde_json::Value::Null);
         assert_eq!(v["retries"], 2);
         assert_eq!(v["request_id"], "abc");
-        assert_eq!(v.as_object().unwrap().len(), 13);
+        assert_eq!(v.as_object().unwrap().len(), 14);
     }
 
     #[test]
