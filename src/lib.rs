@@ -7,6 +7,7 @@
 //! - [`router`]: host + path → route.
 //! - [`upstream`]: backend groups, balancing policies, live load.
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
+//! - [`proxy_protocol`]: PROXY v1/v2 headers from L4 balancers and to backends.
 //! - [`filters`]: rate limits and sticky cookies, per route.
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
@@ -31,6 +32,7 @@ pub mod http2;
 pub mod http_guard;
 pub mod l4;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod router;
 pub mod server;
 pub mod sim;
