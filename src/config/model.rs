@@ -55,6 +55,8 @@ pub struct Listener {
     /// HTTP/1.1 requests may take the own forwarder (`src/h1`); `false`
     /// sends all of them through Pingora's proxy path.
     pub forwarder: bool,
+    /// Every connection starts with a PROXY header naming the client.
+    pub proxy_protocol: bool,
     pub kind: ListenerKind,
 }
 
@@ -179,6 +181,9 @@ pub struct UpstreamSpec {
     /// `None` = plain HTTP to the backends.
     pub tls: Option<UpstreamTls>,
     pub protocol: UpstreamProtocol,
+    /// A PROXY header with the client's address first on each new backend
+    /// connection (health checks excepted); `None` = plain.
+    pub send_proxy_protocol: Option<crate::proxy_protocol::Version>,
 }
 
 /// The HTTP version spoken to an upstream's backends.

@@ -19,6 +19,7 @@ use super::client::{self, Client};
 use super::head::{self, Framing, Parsed};
 use super::within::within;
 use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
+use crate::proxy_protocol::{self, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 
 /// The largest response head accepted from a backend.
@@ -60,6 +61,9 @@ pub(crate) struct Request<'r> {
     pub fields: &'r [u8],
     pub body: RequestBody,
     pub client_ip: Option<std::net::IpAddr>,
+    /// The client connection's addresses, for the PROXY header of an
+    /// upstream with `send_proxy_protocol` (`None` for any other).
+    pub proxy_addrs: Option<ConnAddrs>,
 }
 
 /// Forwards `request` and passes the response on to `client`; then the
@@ -83,6 +87,7 @@ pub(crate) async fn forward<C: Client>(
         fields: request.fields,
         body: request.body,
         client_ip: request.client_ip,
+        proxy_addrs: request.proxy_addrs,
         ctx: &mut ctx,
         client_timeout,
         sent: 0,
@@ -117,6 +122,7 @@ struct Exchange<'a, C> {
     fields: &'a [u8],
     body: RequestBody,
     client_ip: Option<std::net::IpAddr>,
+    proxy_addrs: Option<ConnAddrs>,
     ctx: &'a mut RequestCtx,
     client_timeout: Duration,
     /// Response body bytes sent to the client.
@@ -143,7 +149,6 @@ impl<C: Client> Exchange<'_, C> {
             .as_ref()
             .map_or(self.req.raw_path(), |t| t.as_bytes());
         head::write_request(&self.req.method, target, self.fields, &mut wire);
-        let spec = &self.route.upstream.spec;
         loop {
             let Some(attempt) = choose::choose(
                 self.route,
@@ -164,11 +169,11 @@ impl<C: Client> Exchange<'_, C> {
             }
             self.ctx.tried.push(index);
             let addr = self.route.upstream.backend(index).socket;
-            let pooled = self.route.idle.take(index);
+            let pooled = self.idle_conn(index);
             let reused = pooled.is_some();
             let conn = match pooled {
                 Some(c) => Ok(c),
-                None => connect(addr, spec.connect_timeout).await,
+                None => self.connect(addr).await,
             };
             self.ctx.attempt = Some(attempt);
             let mut conn = match conn {
@@ -183,7 +188,7 @@ impl<C: Client> Exchange<'_, C> {
             let mut result = self.exchange(&mut conn, &wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
-                match connect(addr, spec.connect_timeout).await {
+                match self.connect(addr).await {
                     Ok(c) => {
                         conn = c;
                         result = self.exchange(&mut conn, &wire, &additions).await;
@@ -205,6 +210,25 @@ impl<C: Client> Exchange<'_, C> {
                 Err(Failed::Client) => (499, None, false),
             };
         }
+    }
+
+    /// A new connection to the backend at `addr`, its PROXY header sent when
+    /// the upstream wants one.
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let spec = &self.route.upstream.spec;
+        let header = spec
+            .send_proxy_protocol
+            .map(|v| proxy_protocol::header(v, self.proxy_addrs));
+        proxy_protocol::connect::connect(addr, spec.connect_timeout, header.as_deref()).await
+    }
+
+    /// An idle connection to backend `index`. Connections that began with
+    /// one client's PROXY header are never pooled: none is taken or put.
+    fn idle_conn(&self, index: usize) -> Option<TcpStream> {
+        if self.route.upstream.spec.send_proxy_protocol.is_some() {
+            return None;
+        }
+        self.route.idle.take(index)
     }
 
     /// Reports the current attempt's failed connect to the breaker; true
@@ -425,7 +449,9 @@ impl<C: Client> Exchange<'_, C> {
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
                 if reusable && left.is_empty() && !self.body_unfinished {
-                    self.route.idle.put(index, conn);
+                    if self.route.upstream.spec.send_proxy_protocol.is_none() {
+                        self.route.idle.put(index, conn);
+                    }
                 }
                 let client_ok = matches!(ended, Some(Ok(())));
                 (status, Some(outcome), keep && client_ok)
@@ -489,12 +515,4 @@ impl<C: Client> tokio::io::AsyncWrite for Counted<'_, '_, C> {
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut *self.0.client).poll_shutdown(cx)
     }
-}
-
-async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let conn = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    conn.set_nodelay(true)?;
-    Ok(conn)
 }

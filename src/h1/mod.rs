@@ -117,12 +117,17 @@ impl Forwarder {
         } else {
             RequestBody::Length(body_len)
         };
+        let proxy_addrs = match route.upstream.spec.send_proxy_protocol {
+            None => None,
+            Some(_) => client.conn_addrs(),
+        };
         let request = Request {
             route,
             req: &header,
             fields: &fields,
             body,
             client_ip,
+            proxy_addrs,
         };
         let keep = forward(
             &self.site,

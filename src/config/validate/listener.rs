@@ -123,6 +123,7 @@ pub(super) fn listener(
         tls,
         h2c,
         forwarder: l.forwarder.unwrap_or(true),
+        proxy_protocol: l.proxy_protocol.unwrap_or(false),
         kind,
     })
 }
