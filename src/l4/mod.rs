@@ -158,7 +158,11 @@ impl ServerApp for TcpProxy {
         }
         let addrs = match self.upstream.spec.send_proxy_protocol {
             None => None,
-            Some(_) => peer.zip(digest.as_deref().and_then(|d| d.local_addr()?.as_inet().copied())),
+            Some(_) => peer.zip(
+                digest
+                    .as_deref()
+                    .and_then(|d| d.local_addr()?.as_inet().copied()),
+            ),
         }
         .map(|(client, local)| ConnAddrs { client, local });
         let client_ip = peer.map(|a| a.ip());

@@ -49,8 +49,8 @@ use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::config::UpstreamSpec;
-use crate::proxy_protocol::ConnAddrs;
 use crate::filters::sticky::StickyKey;
+use crate::proxy_protocol::ConnAddrs;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
 use crate::upstream::breaker::Outcome;
 

@@ -8,8 +8,8 @@ use super::super::path::YamlPath;
 use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::upstream_tls;
-use crate::proxy_protocol::Version;
 use super::{duration, nonzero_duration, valid_token, MAX_RING_WEIGHT, MAX_WEIGHT};
+use crate::proxy_protocol::Version;
 
 pub(super) fn upstream(
     name: &str,
