@@ -14,6 +14,11 @@
 //! on shutdown the listener stops accepting while connections carry on
 //! until the runtime stops after the grace period. Each connection runs on
 //! one of the listener's per-thread runtimes (see `server::server_conf`).
+//!
+//! With `proxy_protocol`, the connection's PROXY header is read first (in a
+//! box of its own, like the TLS handshake, within `server.header_timeout`),
+//! bytes read past it are put back, and its source becomes the socket
+//! digest's peer address: the client address of everything above.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};

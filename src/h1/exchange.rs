@@ -169,7 +169,7 @@ impl<C: Client> Exchange<'_, C> {
             }
             self.ctx.tried.push(index);
             let addr = self.route.upstream.backend(index).socket;
-            let pooled = self.idle_conn(index);
+            let pooled = self.route.idle.take(index);
             let reused = pooled.is_some();
             let conn = match pooled {
                 Some(c) => Ok(c),
@@ -220,15 +220,6 @@ impl<C: Client> Exchange<'_, C> {
             .send_proxy_protocol
             .map(|v| proxy_protocol::header(v, self.proxy_addrs));
         proxy_protocol::connect::connect(addr, spec.connect_timeout, header.as_deref()).await
-    }
-
-    /// An idle connection to backend `index`. Connections that began with
-    /// one client's PROXY header are never pooled: none is taken or put.
-    fn idle_conn(&self, index: usize) -> Option<TcpStream> {
-        if self.route.upstream.spec.send_proxy_protocol.is_some() {
-            return None;
-        }
-        self.route.idle.take(index)
     }
 
     /// Reports the current attempt's failed connect to the breaker; true
@@ -449,9 +440,7 @@ impl<C: Client> Exchange<'_, C> {
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
                 if reusable && left.is_empty() && !self.body_unfinished {
-                    if self.route.upstream.spec.send_proxy_protocol.is_none() {
-                        self.route.idle.put(index, conn);
-                    }
+                    self.route.idle.put(index, conn);
                 }
                 let client_ok = matches!(ended, Some(Ok(())));
                 (status, Some(outcome), keep && client_ok)

@@ -46,6 +46,12 @@ impl IdleConns {
         }
     }
 
+    /// A pool that keeps nothing: for an upstream with `send_proxy_protocol`,
+    /// whose connections each carry one client's PROXY header.
+    pub fn none() -> Self {
+        Self::new(0)
+    }
+
     /// This thread's stack for backend `index`.
     fn stack(&self, index: usize) -> Option<&Stack> {
         if index >= self.backends {
@@ -137,5 +143,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(idle.take(1).is_none(), "unasked-for bytes: dropped");
         assert!(idle.take(7).is_none(), "no such backend");
+    }
+
+    #[tokio::test]
+    async fn the_empty_pool_keeps_nothing() {
+        let idle = IdleConns::none();
+        let (c, _server) = pair().await;
+        idle.put(0, c);
+        assert_eq!(idle.idle(0), 0);
+        assert!(idle.take(0).is_none());
     }
 }
