@@ -114,20 +114,24 @@ where
                         continue;
                     };
                     let (app, tls, shutdown) = (Arc::clone(&app), tls.clone(), shutdown.clone());
-                    let proxy_header = self.proxy_header;
-                    pingora_runtime::current_handle().spawn(async move {
-                        let Ok(socket) = TcpStream::from_std(socket) else {
-                            return;
-                        };
-                        let l4 = match proxy_header {
-                            None => connection(socket, peer),
-                            Some(timeout) => match proxied(socket, peer, timeout).await {
-                                Some(l4) => l4,
-                                None => return,
-                            },
-                        };
-                        serve(l4, app, tls, shutdown).await;
-                    });
+                    let handle = pingora_runtime::current_handle();
+                    // Two tasks rather than one with a branch: a listener
+                    // without `proxy_protocol` spawns exactly what it did.
+                    match self.proxy_header {
+                        None => handle.spawn(async move {
+                            if let Ok(socket) = TcpStream::from_std(socket) {
+                                serve(connection(socket, peer), app, tls, shutdown).await;
+                            }
+                        }),
+                        Some(timeout) => handle.spawn(async move {
+                            let Ok(socket) = TcpStream::from_std(socket) else {
+                                return;
+                            };
+                            if let Some(l4) = proxied(socket, peer, timeout).await {
+                                serve(l4, app, tls, shutdown).await;
+                            }
+                        }),
+                    };
                 }
                 Err(e) => {
                     log::error!("{}: accept failed: {e}", self.name);
