@@ -223,3 +223,41 @@ fn tls_listeners_read_the_header_before_the_handshake() {
     assert!(!curl(&[]).status.success());
     assert_eq!(b[0].hits(), 1);
 }
+
+/// `key: client_ip` rate limits and `hash_key: client_ip` count the PROXY
+/// source, not the balancer's address all connections come from.
+#[test]
+fn rate_limits_and_client_ip_hashing_key_on_the_proxy_source() {
+    let b = backends("pp-key", 4);
+    for forwarder in [true, false] {
+        let proxy = Proxy::start(&format!(
+            "listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    proxy_protocol: true\n    forwarder: {forwarder}\n    routes: [{{ upstream: pool, rate_limit: {{ rate: 1, per: 1h, burst: 2 }} }}]\nupstreams:\n  pool: {{ policy: consistent_hash, hash_key: client_ip, backends: {} }}\n",
+            backend_list(&b)
+        ));
+        let ask = |client: &str| {
+            let mut s = open(proxy.http);
+            s.write_all(&[&header(Version::V2, addrs(client))[..], GET].concat())
+                .unwrap();
+            read_response(&mut BufReader::new(s)).expect("a response")
+        };
+        // Each source has its own bucket of 2 and keeps to one backend;
+        // the sources spread over the backends (all would share one if the
+        // balancer's address were hashed).
+        let mut chosen = Vec::new();
+        for n in 1..=10 {
+            let client = &format!("203.0.113.{n}:{n}");
+            let first = ask(client);
+            assert_eq!(first.status, 200, "forwarder {forwarder}");
+            let second = ask(client);
+            assert_eq!(second.status, 200);
+            assert_eq!(first.backend(), second.backend(), "{client}");
+            assert_eq!(ask(client).status, 429, "forwarder {forwarder}: {client}");
+            chosen.push(first.backend().unwrap_or_default().to_string());
+        }
+        // The same source from another port is the same client IP.
+        assert_eq!(ask("203.0.113.1:9").status, 429);
+        chosen.sort();
+        chosen.dedup();
+        assert!(chosen.len() >= 2, "forwarder {forwarder}: {chosen:?}");
+    }
+}
