@@ -167,14 +167,9 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 .iter()
                 .filter_map(|r| {
                     let upstream = upstreams.get(r.upstream.as_str())?;
-                    let pool = idle.entry(r.upstream.as_str()).or_insert_with(|| {
-                        // A connection that began with one client's PROXY
-                        // header is never reused for another request.
-                        Arc::new(match upstream.spec.send_proxy_protocol {
-                            Some(_) => IdleConns::none(),
-                            None => IdleConns::new(upstream.spec.backends.len()),
-                        })
-                    });
+                    let pool = idle
+                        .entry(r.upstream.as_str())
+                        .or_insert_with(|| Arc::new(IdleConns::new(upstream.spec.backends.len())));
                     let rt = RouteRuntime::new(
                         &listener.name,
                         r,

@@ -164,6 +164,7 @@ fn backends_get_the_client_in_a_proxy_header_and_never_share_a_connection() {
             }
             let seen = backend.seen();
             let mut sources = Vec::new();
+            let mut reused = false;
             for conn in &seen {
                 let app: Vec<&String> = conn
                     .requests
@@ -189,7 +190,10 @@ fn backends_get_the_client_in_a_proxy_header_and_never_share_a_connection() {
                     );
                 }
                 sources.push(source.ip().to_string());
+                reused |= conn.requests.len() > 1;
             }
+            // A client's second request on its connection reuses its own.
+            assert!(reused, "{case}: {seen:?}");
             sources.sort();
             sources.dedup();
             assert_eq!(sources, ["127.0.0.1", "127.0.0.2"], "{case}: {seen:?}");

@@ -169,7 +169,7 @@ impl<C: Client> Exchange<'_, C> {
             }
             self.ctx.tried.push(index);
             let addr = self.route.upstream.backend(index).socket;
-            let pooled = self.route.idle.take(index);
+            let pooled = self.route.idle.take(index, self.owner());
             let reused = pooled.is_some();
             let conn = match pooled {
                 Some(c) => Ok(c),
@@ -220,6 +220,13 @@ impl<C: Client> Exchange<'_, C> {
             .send_proxy_protocol
             .map(|v| proxy_protocol::header(v, self.proxy_addrs));
         proxy_protocol::connect::connect(addr, spec.connect_timeout, header.as_deref()).await
+    }
+
+    /// Whose PROXY header the backend connections of this request carry:
+    /// they are pooled for that client only.
+    fn owner(&self) -> Option<&ConnAddrs> {
+        self.route.upstream.spec.send_proxy_protocol?;
+        self.proxy_addrs.as_ref()
     }
 
     /// Reports the current attempt's failed connect to the breaker; true
@@ -440,7 +447,7 @@ impl<C: Client> Exchange<'_, C> {
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
                 if reusable && left.is_empty() && !self.body_unfinished {
-                    self.route.idle.put(index, conn);
+                    self.route.idle.put(index, conn, self.owner().copied());
                 }
                 let client_ok = matches!(ended, Some(Ok(())));
                 (status, Some(outcome), keep && client_ok)
