@@ -87,6 +87,29 @@ impl TcpProxy {
         self
     }
 
+    /// Reads the client's PROXY header: its source (if it names one) and
+    /// the bytes after it; `None` when the connection is to be closed.
+    async fn read_proxy_header(
+        &self,
+        client: &mut Stream,
+        timeout: Duration,
+    ) -> Option<(Option<std::net::SocketAddr>, Vec<u8>)> {
+        match tokio::time::timeout(timeout, proxy_protocol::read_header(client)).await {
+            Ok(Ok((header, rest))) => Some((header.source(), rest)),
+            Ok(Err(e)) => {
+                log::debug!("listener {}: {e}; closing the connection", self.listener);
+                None
+            }
+            Err(_) => {
+                log::debug!(
+                    "listener {}: no PROXY header within {timeout:?}; closing the connection",
+                    self.listener
+                );
+                None
+            }
+        }
+    }
+
     /// Connects to a backend, trying others after a connect failure; with
     /// `send_proxy_protocol`, the connection starts with `addrs`' header.
     async fn connect(
@@ -147,24 +170,23 @@ impl ServerApp for TcpProxy {
     ) -> Option<Stream> {
         self.connections.inc();
         let digest = client.get_socket_digest();
-        let mut peer = digest
+        let socket_peer = digest
             .as_deref()
             .and_then(|d| d.peer_addr()?.as_inet().copied());
-        let mut early = Vec::new();
-        if let Some(timeout) = self.proxy_header {
-            let (source, rest) = self.proxy_header(&mut client, timeout).await?;
-            early = rest;
-            peer = source.or(peer);
-        }
-        let addrs = match self.upstream.spec.send_proxy_protocol {
-            None => None,
-            Some(_) => peer.zip(
-                digest
-                    .as_deref()
-                    .and_then(|d| d.local_addr()?.as_inet().copied()),
-            ),
-        }
-        .map(|(client, local)| ConnAddrs { client, local });
+        let (peer, early) = match self.proxy_header {
+            None => (socket_peer, Vec::new()),
+            Some(timeout) => {
+                let (source, rest) = self.read_proxy_header(&mut client, timeout).await?;
+                (source.or(socket_peer), rest)
+            }
+        };
+        let addrs = self.upstream.spec.send_proxy_protocol.and_then(|_| {
+            let local = *digest.as_deref()?.local_addr()?.as_inet()?;
+            Some(ConnAddrs {
+                client: peer?,
+                local,
+            })
+        });
         let client_ip = peer.map(|a| a.ip());
         let Some((mut backend, attempt)) = self.connect(client_ip, addrs).await else {
             log::warn!(
@@ -202,31 +224,6 @@ impl ServerApp for TcpProxy {
         }
         self.upstream.report(attempt, Outcome::Success);
         None
-    }
-}
-
-impl TcpProxy {
-    /// Reads the client's PROXY header: its source (if it names one) and
-    /// the bytes after it; `None` when the connection is to be closed.
-    async fn proxy_header(
-        &self,
-        client: &mut Stream,
-        timeout: Duration,
-    ) -> Option<(Option<std::net::SocketAddr>, Vec<u8>)> {
-        match tokio::time::timeout(timeout, proxy_protocol::read_header(client)).await {
-            Ok(Ok((header, rest))) => Some((header.source(), rest)),
-            Ok(Err(e)) => {
-                log::debug!("listener {}: {e}; closing the connection", self.listener);
-                None
-            }
-            Err(_) => {
-                log::debug!(
-                    "listener {}: no PROXY header within {timeout:?}; closing the connection",
-                    self.listener
-                );
-                None
-            }
-        }
     }
 }
 
