@@ -333,3 +333,25 @@ fn relayed_clients_never_share_a_backend_connection() {
     // Pooling still works within one client's address.
     assert!(reused, "{seen:?}");
 }
+
+/// A refused connect with a PROXY header to send is a connect failure like
+/// any other: retried on the next backend, on both engines.
+#[test]
+fn a_refused_backend_is_retried_with_the_header_on_the_next() {
+    let backend = Backend::start();
+    let dead = format!("127.0.0.1:{}", free_port());
+    for forwarder in [true, false] {
+        let proxy = Proxy::start(&format!(
+            "listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    forwarder: {forwarder}\n    routes: [{{ upstream: pool }}]\nupstreams:\n  pool:\n    retries: 1\n    send_proxy_protocol: v2\n    backends: [{{ addr: \"{dead}\" }}, {{ addr: \"{}\" }}]\n",
+            backend.addr
+        ));
+        for _ in 0..4 {
+            let resp = get(proxy.http, "pp.test", "/retry");
+            assert_eq!(resp.status, 200, "forwarder {forwarder}: {}", proxy.log());
+        }
+    }
+    assert!(backend
+        .seen()
+        .iter()
+        .all(|c| matches!(c.header, Some(Header::Proxied { .. }))));
+}
