@@ -14,6 +14,11 @@
 //! on shutdown the listener stops accepting while connections carry on
 //! until the runtime stops after the grace period. Each connection runs on
 //! one of the listener's per-thread runtimes (see `server::server_conf`).
+//!
+//! With `proxy_protocol`, the connection's PROXY header is read first (in a
+//! box of its own, like the TLS handshake, within `server.header_timeout`),
+//! bytes read past it are put back, and its source becomes the socket
+//! digest's peer address: the client address of everything above.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -39,6 +44,8 @@ pub struct Listener<A> {
     name: String,
     addr: String,
     tls: Option<TlsSettings>,
+    /// `proxy_protocol`: the time a connection gets to send its header.
+    proxy_header: Option<Duration>,
     app: Option<A>,
 }
 
@@ -50,8 +57,16 @@ impl<A> Listener<A> {
             name,
             addr,
             tls,
+            proxy_header: None,
             app: Some(app),
         }
+    }
+
+    /// Every connection must start with a PROXY header, within `timeout`;
+    /// its source is the connection's client address from then on.
+    pub fn with_proxy_protocol(mut self, timeout: Duration) -> Self {
+        self.proxy_header = Some(timeout);
+        self
     }
 }
 
@@ -99,11 +114,24 @@ where
                         continue;
                     };
                     let (app, tls, shutdown) = (Arc::clone(&app), tls.clone(), shutdown.clone());
-                    pingora_runtime::current_handle().spawn(async move {
-                        if let Ok(socket) = TcpStream::from_std(socket) {
-                            serve(connection(socket, peer), app, tls, shutdown).await;
-                        }
-                    });
+                    let handle = pingora_runtime::current_handle();
+                    // Two tasks rather than one with a branch: a listener
+                    // without `proxy_protocol` spawns exactly what it did.
+                    match self.proxy_header {
+                        None => handle.spawn(async move {
+                            if let Ok(socket) = TcpStream::from_std(socket) {
+                                serve(connection(socket, peer), app, tls, shutdown).await;
+                            }
+                        }),
+                        Some(timeout) => handle.spawn(async move {
+                            let Ok(socket) = TcpStream::from_std(socket) else {
+                                return;
+                            };
+                            if let Some(l4) = proxied(socket, peer, timeout).await {
+                                serve(l4, app, tls, shutdown).await;
+                            }
+                        }),
+                    };
                 }
                 Err(e) => {
                     log::error!("{}: accept failed: {e}", self.name);
@@ -171,10 +199,49 @@ async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 fn connection(socket: TcpStream, peer: SocketAddr) -> Box<L4Stream> {
     let _ = socket.set_nodelay(true);
     let mut l4 = Box::new(L4Stream::from(socket));
+    set_peer(&mut l4, peer);
+    l4
+}
+
+/// `peer` is the client address every layer above sees (`peer_ip`,
+/// Pingora's `client_addr`).
+fn set_peer(l4: &mut L4Stream, peer: SocketAddr) {
     let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
     let _ = digest.peer_addr.set(Some(peer.into()));
     l4.set_socket_digest(digest);
-    l4
+}
+
+/// The connection once its PROXY header is read (before any TLS), its
+/// source as the peer; `None` (the connection is dropped, nothing
+/// answered) for a missing, malformed or late header. Boxed like the TLS
+/// handshake: listeners without `proxy_protocol` carry none of its state.
+fn proxied(
+    socket: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<L4Stream>>> + Send>> {
+    Box::pin(async move {
+        let _ = socket.set_nodelay(true);
+        let mut l4 = Box::new(L4Stream::from(socket));
+        let read = crate::proxy_protocol::read_header(&mut *l4);
+        let (header, rest) = match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                log::debug!("connection from {peer}: {e}; closing it");
+                return None;
+            }
+            Err(_) => {
+                log::debug!("connection from {peer}: no PROXY header in {timeout:?}; closing it");
+                return None;
+            }
+        };
+        if !rest.is_empty() {
+            // Read before anything else: the request (or TLS hello) after it.
+            l4.rewind(&rest);
+        }
+        set_peer(&mut l4, header.source().unwrap_or(peer));
+        Some(l4)
+    })
 }
 
 /// One client connection, for as long as the app keeps it. The task's

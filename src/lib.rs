@@ -9,6 +9,7 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
 //! - [`policy`]: route policies (redirect, allow/deny, body and in-flight
 //!   limits, header rules, request ids), decided once for every engine.
+//! - [`proxy_protocol`]: PROXY v1/v2 headers from L4 balancers and to backends.
 //! - [`filters`]: rate limits and sticky cookies, per route.
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
@@ -34,6 +35,7 @@ pub mod http_guard;
 pub mod l4;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod router;
 pub mod server;
 pub mod sim;

@@ -144,12 +144,15 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 let Some(upstream) = upstreams.get(upstream.as_str()) else {
                     continue;
                 };
-                let app = TcpProxy::new(
+                let mut app = TcpProxy::new(
                     &listener.name,
                     Arc::clone(upstream),
                     *idle_timeout,
                     Arc::clone(&metrics),
                 );
+                if listener.proxy_protocol {
+                    app = app.with_proxy_protocol(config.server.header_timeout);
+                }
                 let mut service = Service::new(format!("tcp listener {}", listener.name), app);
                 service.add_listener(tcp_endpoint(&listener.listen.to_string()));
                 listening.push(server.add_service(service));
@@ -251,7 +254,11 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             None => None,
         };
         let name = format!("listener {}", listener.name);
-        listening.push(server.add_service(Listener::new(name, addr, tls, guarded)));
+        let mut accepting = Listener::new(name, addr, tls, guarded);
+        if listener.proxy_protocol {
+            accepting = accepting.with_proxy_protocol(config.server.header_timeout);
+        }
+        listening.push(server.add_service(accepting));
     }
 
     if let Some(admin) = &config.admin {

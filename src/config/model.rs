@@ -61,6 +61,8 @@ pub struct Listener {
     pub forwarder: bool,
     /// Peers whose `X-Forwarded-For` names the client (http only).
     pub trusted_proxies: Vec<Cidr>,
+    /// Every connection starts with a PROXY header naming the client.
+    pub proxy_protocol: bool,
     pub kind: ListenerKind,
 }
 
@@ -196,6 +198,9 @@ pub struct UpstreamSpec {
     /// `None` = plain HTTP to the backends.
     pub tls: Option<UpstreamTls>,
     pub protocol: UpstreamProtocol,
+    /// A PROXY header with the client's address first on each new backend
+    /// connection (health checks excepted); `None` = plain.
+    pub send_proxy_protocol: Option<crate::proxy_protocol::Version>,
 }
 
 /// The HTTP version spoken to an upstream's backends.

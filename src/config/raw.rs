@@ -60,6 +60,7 @@ pub struct RawListener {
     pub upstream: Option<String>,
     pub idle_timeout: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +208,8 @@ pub struct RawUpstream {
     pub tls: Option<RawUpstreamTls>,
     /// switchyard addition: `http1` (default) or `h2` to the backends.
     pub protocol: Option<String>,
+    /// `v1` | `v2`; absent or null: none.
+    pub send_proxy_protocol: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,7 @@ use super::head::{self, Framing, Parsed};
 use super::within::within;
 use crate::policy::{self, body_limit::Capped};
 use crate::proxy::{self, choose, drain, headers, respond, RequestCtx, RouteRuntime, Site};
+use crate::proxy_protocol::{self, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Upstream;
 
@@ -66,6 +67,9 @@ pub(crate) struct Request<'r> {
     pub body: RequestBody,
     /// The client IP the request is judged by ([`crate::policy::client_ip`]).
     pub client_ip: Option<std::net::IpAddr>,
+    /// The client connection's addresses, for the PROXY header of an
+    /// upstream with `send_proxy_protocol` (`None` for any other).
+    pub proxy_addrs: Option<ConnAddrs>,
 }
 
 /// Forwards `request` and passes the response on to `client`; then the
@@ -109,6 +113,7 @@ pub(crate) async fn forward<C: Client>(
                 fields: &fields,
                 body: request.body,
                 client_ip: request.client_ip,
+                proxy_addrs: request.proxy_addrs,
                 ctx: &mut ctx,
                 client_timeout,
                 sent: 0,
@@ -185,6 +190,7 @@ struct Exchange<'a, C> {
     fields: &'a [u8],
     body: RequestBody,
     client_ip: Option<std::net::IpAddr>,
+    proxy_addrs: Option<ConnAddrs>,
     ctx: &'a mut RequestCtx,
     client_timeout: Duration,
     /// Response body bytes sent to the client.
@@ -239,7 +245,6 @@ impl<C: Client> Exchange<'_, C> {
     /// Tries backends until one answers with a response head (or none is
     /// left to try).
     async fn reach(&mut self, wire: &[u8]) -> Reached<C::Head> {
-        let spec = &self.upstream.spec;
         loop {
             let Some(attempt) = choose::choose(
                 self.route,
@@ -260,11 +265,11 @@ impl<C: Client> Exchange<'_, C> {
             }
             self.ctx.tried.push(index);
             let addr = self.upstream.backend(index).socket;
-            let pooled = self.route.idle.take(index);
+            let pooled = self.route.idle.take(index, self.owner());
             let reused = pooled.is_some();
             let conn = match pooled {
                 Some(c) => Ok(c),
-                None => connect(addr, spec.connect_timeout).await,
+                None => self.connect(addr).await,
             };
             self.ctx.attempt = Some(attempt);
             let mut conn = match conn {
@@ -279,7 +284,7 @@ impl<C: Client> Exchange<'_, C> {
             let mut result = self.exchange(&mut conn, wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
-                match connect(addr, spec.connect_timeout).await {
+                match self.connect(addr).await {
                     Ok(c) => {
                         conn = c;
                         result = self.exchange(&mut conn, wire, &additions).await;
@@ -309,6 +314,23 @@ impl<C: Client> Exchange<'_, C> {
             };
             return Reached::Done(done);
         }
+    }
+
+    /// A new connection to the backend at `addr`, its PROXY header sent when
+    /// the upstream wants one.
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let spec = &self.upstream.spec;
+        let header = spec
+            .send_proxy_protocol
+            .map(|v| proxy_protocol::header(v, self.proxy_addrs));
+        proxy_protocol::connect::connect(addr, spec.connect_timeout, header.as_deref()).await
+    }
+
+    /// Whose PROXY header the backend connections of this request carry:
+    /// they are pooled for that client only.
+    fn owner(&self) -> Option<&ConnAddrs> {
+        self.upstream.spec.send_proxy_protocol?;
+        self.proxy_addrs.as_ref()
     }
 
     /// Reports the current attempt's failed connect to the breaker; true
@@ -536,7 +558,7 @@ impl<C: Client> Exchange<'_, C> {
                 // (Not when the request body was cut short: the backend
                 // still waits for the rest of it.)
                 if reusable && left.is_empty() && !self.body_unfinished {
-                    self.route.idle.put(index, conn);
+                    self.route.idle.put(index, conn, self.owner().copied());
                 }
                 let client_ok = matches!(ended, Some(Ok(())));
                 (status, Some(outcome), keep && client_ok)
@@ -597,12 +619,4 @@ impl<C: Client> tokio::io::AsyncWrite for Counted<'_, '_, C> {
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut *self.0.client).poll_shutdown(cx)
     }
-}
-
-async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let conn = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    conn.set_nodelay(true)?;
-    Ok(conn)
 }

@@ -125,12 +125,21 @@ impl Forwarder {
         } else {
             RequestBody::Length(body_len)
         };
+        let sends_proxy = route
+            .upstream
+            .as_ref()
+            .and_then(|u| u.spec.send_proxy_protocol);
+        let proxy_addrs = match sends_proxy {
+            None => None,
+            Some(_) => client.conn_addrs(),
+        };
         let request = Request {
             route,
             req: &header,
             fields: &fields,
             body,
             client_ip,
+            proxy_addrs,
         };
         let keep = forward(
             &self.site,

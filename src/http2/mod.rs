@@ -33,11 +33,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use pingora::protocols::GetSocketDigest;
+use pingora::protocols::SocketDigest;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::proxy::{drain, Site};
+use crate::proxy_protocol::ConnAddrs;
 
 /// Streams one connection may have open at once (Pingora's default too).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -54,6 +55,9 @@ pub struct H2Front {
     idle_timeout: Duration,
     /// `server.max_header_bytes`: the largest header list accepted.
     max_header_bytes: u32,
+    /// Some route's upstream sends PROXY headers: the connection's
+    /// addresses are looked up once per connection.
+    proxy_out: bool,
 }
 
 impl H2Front {
@@ -64,18 +68,30 @@ impl H2Front {
         max_header_bytes: usize,
     ) -> Self {
         Self {
-            site,
             handshake_timeout,
             idle_timeout,
             max_header_bytes: u32::try_from(max_header_bytes).unwrap_or(u32::MAX),
+            proxy_out: site
+                .router
+                .routes()
+                .iter()
+                .filter_map(|r| r.upstream.as_ref())
+                .any(|u| u.spec.send_proxy_protocol.is_some()),
+            site,
         }
     }
 
-    /// Serves the connection `io` (its preface read or not) to its end.
-    pub async fn serve<T>(&self, io: T, client_ip: Option<IpAddr>, shutdown: &ShutdownWatch)
+    /// Serves the connection `io` (its preface read or not) to its end;
+    /// `conn` is its socket digest (the client address).
+    pub async fn serve<T>(&self, io: T, conn: Option<Arc<SocketDigest>>, shutdown: &ShutdownWatch)
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
+        let client_ip = conn.as_deref().and_then(peer_ip);
+        let proxy_addrs = match self.proxy_out {
+            true => conn.as_deref().and_then(ConnAddrs::of),
+            false => None,
+        };
         let mut builder = h2::server::Builder::new();
         builder
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
@@ -119,6 +135,7 @@ impl H2Front {
                             req,
                             respond,
                             client_ip,
+                            proxy_addrs,
                             self.idle_timeout,
                             shutdown,
                         )));
@@ -172,8 +189,7 @@ fn out_if_any<T: AsyncWrite + Unpin>(
     flusher.poll_out(cx)
 }
 
-/// The client's IP from the socket under `stream`.
-pub fn peer_ip<S: GetSocketDigest + ?Sized>(stream: &S) -> Option<IpAddr> {
-    let digest = stream.get_socket_digest()?;
+/// The client's IP from a connection's socket digest.
+fn peer_ip(digest: &SocketDigest) -> Option<IpAddr> {
     digest.peer_addr()?.as_inet().map(|a| a.ip())
 }

@@ -18,6 +18,7 @@ use crate::h1::head::HeadOut;
 use crate::h1::{self, answer, RequestBody};
 use crate::policy;
 use crate::proxy::{self, framing, RequestCtx, Site};
+use crate::proxy_protocol::ConnAddrs;
 use crate::router::request_host;
 
 /// Serves one stream to its end.
@@ -26,6 +27,7 @@ pub async fn serve(
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     client_ip: Option<IpAddr>,
+    proxy_addrs: Option<ConnAddrs>,
     client_timeout: std::time::Duration,
     shutdown: &ShutdownWatch,
 ) {
@@ -99,6 +101,11 @@ pub async fn serve(
         fields: &fields,
         body,
         client_ip: judged_ip,
+        proxy_addrs: route
+            .upstream
+            .as_ref()
+            .and_then(|u| u.spec.send_proxy_protocol)
+            .and(proxy_addrs),
     };
     h1::forward(site, request, &mut client, client_timeout, false, shutdown).await;
 }

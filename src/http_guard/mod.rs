@@ -36,13 +36,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::{GetSocketDigest, Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::h1::body::Chunked;
 use crate::h1::{Forwarder, Served};
-use crate::http2::{self, H2Front};
+use crate::http2::H2Front;
 use crate::policy::request_id;
 
 /// Limits on reading a request head; see the module doc.
@@ -132,8 +132,8 @@ where
     ) -> Option<Stream> {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             if let Some(front) = &self.h2 {
-                let ip = http2::peer_ip(&*stream);
-                Box::pin(front.serve(stream, ip, shutdown)).await;
+                let conn = stream.get_socket_digest();
+                Box::pin(front.serve(stream, conn, shutdown)).await;
                 return None;
             }
             return self.app.process_new(stream, shutdown).await;
@@ -147,8 +147,8 @@ where
                     // The `h2` crate reads the buffered preface first. It
                     // gathers its frames itself and writes them vectored.
                     stream.set_gather(false);
-                    let ip = stream.peer_ip();
-                    Box::pin(front.serve(stream, ip, shutdown)).await;
+                    let conn = stream.get_socket_digest();
+                    Box::pin(front.serve(stream, conn, shutdown)).await;
                     return None;
                 }
                 // Pingora replays the buffered preface through `Prefixed`.

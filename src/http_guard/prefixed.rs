@@ -137,6 +137,11 @@ impl Prefixed {
         digest.peer_addr()?.as_inet().map(|a| a.ip())
     }
 
+    /// The client (PROXY source or socket peer) and local addresses.
+    pub fn conn_addrs(&self) -> Option<crate::proxy_protocol::ConnAddrs> {
+        crate::proxy_protocol::ConnAddrs::of(&*self.inner.get_socket_digest()?)
+    }
+
     pub fn inner_mut(&mut self) -> &mut Stream {
         &mut self.inner
     }

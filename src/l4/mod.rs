@@ -12,6 +12,12 @@
 //! 3. [`copy::splice`] both directions, passing a half-close on, until both
 //!    directions ended or nothing moved for `idle_timeout`.
 //!
+//! With `proxy_protocol`, the client's PROXY header is read first (within
+//! `server.header_timeout`, else the connection is closed) and its source
+//! is the client address; bytes that came with it go to the backend first.
+//! With the upstream's `send_proxy_protocol`, each backend connection
+//! starts with a header naming the client and this listener's address.
+//!
 //! No backend (all down, draining, breaker-open, or every connect failed):
 //! the client connection is closed at once. On graceful shutdown or upgrade
 //! the listener stops accepting and established connections keep going until
@@ -33,6 +39,7 @@ use pingora::upstreams::peer::{BasicPeer, PeerOptions};
 use prometheus::IntCounter;
 
 use crate::admin::Metrics;
+use crate::proxy_protocol::{self, connect::ProxyConnect, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Upstream;
 
@@ -40,6 +47,8 @@ pub struct TcpProxy {
     listener: String,
     upstream: Arc<Upstream>,
     idle_timeout: Duration,
+    /// `proxy_protocol`: the time a client gets to send its header.
+    proxy_header: Option<Duration>,
     connector: TransportConnector,
     metrics: Arc<Metrics>,
     connections: IntCounter,
@@ -63,6 +72,7 @@ impl TcpProxy {
             listener: listener.to_string(),
             upstream,
             idle_timeout,
+            proxy_header: None,
             connector: TransportConnector::new(None),
             metrics,
             connections,
@@ -71,10 +81,41 @@ impl TcpProxy {
         }
     }
 
-    /// Connects to a backend, trying others after a connect failure.
+    /// Every client connection must start with a PROXY header, within `timeout`.
+    pub fn with_proxy_protocol(mut self, timeout: Duration) -> Self {
+        self.proxy_header = Some(timeout);
+        self
+    }
+
+    /// Reads the client's PROXY header: its source (if it names one) and
+    /// the bytes after it; `None` when the connection is to be closed.
+    async fn read_proxy_header(
+        &self,
+        client: &mut Stream,
+        timeout: Duration,
+    ) -> Option<(Option<std::net::SocketAddr>, Vec<u8>)> {
+        match tokio::time::timeout(timeout, proxy_protocol::read_header(client)).await {
+            Ok(Ok((header, rest))) => Some((header.source(), rest)),
+            Ok(Err(e)) => {
+                log::debug!("listener {}: {e}; closing the connection", self.listener);
+                None
+            }
+            Err(_) => {
+                log::debug!(
+                    "listener {}: no PROXY header within {timeout:?}; closing the connection",
+                    self.listener
+                );
+                None
+            }
+        }
+    }
+
+    /// Connects to a backend, trying others after a connect failure; with
+    /// `send_proxy_protocol`, the connection starts with `addrs`' header.
     async fn connect(
         &self,
         client_ip: Option<IpAddr>,
+        addrs: Option<ConnAddrs>,
     ) -> Option<(Stream, crate::upstream::Attempt)> {
         let spec = &self.upstream.spec;
         let key = client_ip.map(ip_key).unwrap_or_default();
@@ -95,6 +136,10 @@ impl TcpProxy {
                 .inc();
             let mut options = PeerOptions::new();
             options.connection_timeout = Some(spec.connect_timeout);
+            if let Some(version) = spec.send_proxy_protocol {
+                let connect = ProxyConnect::new(version, addrs, spec.connect_timeout);
+                options.custom_l4 = Some(Arc::new(connect));
+            }
             let peer = BasicPeer {
                 _address: SocketAddr::Inet(backend.socket),
                 sni: String::new(),
@@ -124,10 +169,26 @@ impl ServerApp for TcpProxy {
         _shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         self.connections.inc();
-        let client_ip = client
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let Some((mut backend, attempt)) = self.connect(client_ip).await else {
+        let digest = client.get_socket_digest();
+        let socket_peer = digest
+            .as_deref()
+            .and_then(|d| d.peer_addr()?.as_inet().copied());
+        let (peer, early) = match self.proxy_header {
+            None => (socket_peer, Vec::new()),
+            Some(timeout) => {
+                let (source, rest) = self.read_proxy_header(&mut client, timeout).await?;
+                (source.or(socket_peer), rest)
+            }
+        };
+        let addrs = self.upstream.spec.send_proxy_protocol.and_then(|_| {
+            let local = *digest.as_deref()?.local_addr()?.as_inet()?;
+            Some(ConnAddrs {
+                client: peer?,
+                local,
+            })
+        });
+        let client_ip = peer.map(|a| a.ip());
+        let Some((mut backend, attempt)) = self.connect(client_ip, addrs).await else {
             log::warn!(
                 "listener {}: no backend for a connection; closing it",
                 self.listener
@@ -137,6 +198,15 @@ impl ServerApp for TcpProxy {
         };
         // The connection is established: for the breaker, the backend works.
         let index = attempt.index;
+        if !early.is_empty() {
+            use tokio::io::AsyncWriteExt;
+            self.rx.inc_by(early.len() as u64);
+            let sent = backend.write_all(&early).await;
+            if sent.is_err() || backend.flush().await.is_err() {
+                self.upstream.report(attempt, Outcome::Failure);
+                return None;
+            }
+        }
         let copied = copy::splice(
             &mut client,
             &mut backend,

@@ -54,9 +54,11 @@ use pingora::{Error, ErrorType, Result};
 use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
+use crate::config::UpstreamSpec;
 use crate::filters::sticky::StickyKey;
 use crate::policy::body_limit::Allowance;
 use crate::policy::{self, Cidr, RequestIdSettings};
+use crate::proxy_protocol::ConnAddrs;
 use crate::router::{absolute_form_authority, normalize_path, request_host, strip_prefix, Router};
 use crate::upstream::breaker::Outcome;
 
@@ -198,7 +200,8 @@ impl ProxyHttp for HttpProxy {
         if std::mem::take(&mut ctx.again) {
             if let Some(attempt) = &ctx.attempt {
                 let backend = upstream.backend(attempt.index);
-                return Ok(Box::new(peer::build(&upstream.spec, backend, left)));
+                let addrs = proxy_addrs(session, &upstream.spec);
+                return Ok(Box::new(peer::build(&upstream.spec, backend, addrs, left)));
             }
         }
         // The previous try (if any) was reported in fail_to_connect.
@@ -226,7 +229,8 @@ impl ProxyHttp for HttpProxy {
         }
         ctx.tried.push(attempt.index);
         ctx.attempt = Some(attempt);
-        Ok(Box::new(peer::build(&upstream.spec, backend, left)))
+        let addrs = proxy_addrs(session, &upstream.spec);
+        Ok(Box::new(peer::build(&upstream.spec, backend, addrs, left)))
     }
 
     fn fail_to_connect(
@@ -510,6 +514,16 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
+}
+
+/// The client connection's addresses when the upstream sends PROXY headers
+/// (the client is the PROXY source on a `proxy_protocol` listener).
+fn proxy_addrs(session: &Session, spec: &UpstreamSpec) -> Option<ConnAddrs> {
+    spec.send_proxy_protocol?;
+    Some(ConnAddrs {
+        client: *session.client_addr()?.as_inet()?,
+        local: *session.server_addr()?.as_inet()?,
+    })
 }
 
 fn set_path_and_query(req: &mut RequestHeader, pq: &str) -> Result<()> {

@@ -5,19 +5,35 @@
 //! empty; we never pass an empty one ([`crate::config::UpstreamTls::sni_for`]),
 //! and validation makes sure a verified backend has a name to check.
 //! Verification is off only with `verify: false`.
+//!
+//! With `send_proxy_protocol`, Pingora connects through
+//! [`ProxyConnect`] (the header first, before any TLS) and pools by the
+//! client's addresses ([`group_key`]).
+
+use std::sync::Arc;
 
 use std::time::Duration;
 
 use pingora::prelude::HttpPeer;
 
 use crate::config::{BackendSpec, UpstreamProtocol, UpstreamSpec};
+use crate::proxy_protocol::connect::{group_key, ProxyConnect};
+use crate::proxy_protocol::ConnAddrs;
 
 /// Requests multiplexed on one HTTP/2 connection to a backend before
 /// Pingora opens another.
 const H2_STREAMS_PER_CONNECTION: usize = 100;
 
+/// `addrs`: the client connection's, for an upstream with
+/// `send_proxy_protocol`: the connection then starts with their PROXY
+/// header and is pooled only for requests from the same client address.
 /// `left`: what remains of the route's `timeout`, which bounds every wait.
-pub fn build(spec: &UpstreamSpec, backend: &BackendSpec, left: Option<Duration>) -> HttpPeer {
+pub fn build(
+    spec: &UpstreamSpec,
+    backend: &BackendSpec,
+    addrs: Option<ConnAddrs>,
+    left: Option<Duration>,
+) -> HttpPeer {
     let mut peer = match &spec.tls {
         None => HttpPeer::new(backend.socket, false, String::new()),
         Some(tls) => {
@@ -38,5 +54,10 @@ pub fn build(spec: &UpstreamSpec, backend: &BackendSpec, left: Option<Duration>)
     peer.options.total_connection_timeout = left;
     peer.options.read_timeout = within(spec.read_timeout);
     peer.options.write_timeout = within(spec.read_timeout);
+    if let Some(version) = spec.send_proxy_protocol {
+        let connect = ProxyConnect::new(version, addrs, spec.connect_timeout);
+        peer.options.custom_l4 = Some(Arc::new(connect));
+        peer.group_key = group_key(version, addrs);
+    }
     peer
 }

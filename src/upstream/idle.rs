@@ -12,11 +12,19 @@
 //! Each worker thread runs its own runtime, and a socket's readiness comes
 //! from the reactor of the runtime that opened it; so every thread keeps its
 //! own stacks (a shard) and reuses only the connections it opened.
+//!
+//! A connection that began with a PROXY header (`send_proxy_protocol`)
+//! belongs to that header's client: it is kept with its [`ConnAddrs`] and
+//! only taken again for the same ones. Such owned connections are capped at
+//! [`MAX_OWNED_PER_BACKEND`], the oldest making room for a new one (it most
+//! likely belongs to a client that has gone).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+
+use crate::proxy_protocol::ConnAddrs;
 
 /// Idle connections kept per backend and thread; more are closed when
 /// released. (256 made a 1,000-connection load reconnect constantly.)
@@ -24,11 +32,23 @@ pub const MAX_IDLE_PER_BACKEND: usize = 1024;
 /// An idle connection older than this is closed instead of reused.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
+/// Idle connections owned by a client (PROXY header sent) kept per backend
+/// and thread; each take scans them for its owner.
+pub const MAX_OWNED_PER_BACKEND: usize = 256;
+
 /// Threads with stacks of their own; threads beyond this share them.
 const SHARDS: usize = 16;
 
-/// Idle connections to one backend, each with the time it was released.
-type Stack = Mutex<Vec<(TcpStream, Instant)>>;
+/// An idle connection: when it was released, and the client whose PROXY
+/// header it carries (`None`: none, anyone's).
+struct Idle {
+    conn: TcpStream,
+    since: Instant,
+    owner: Option<ConnAddrs>,
+}
+
+/// Idle connections to one backend.
+type Stack = Mutex<Vec<Idle>>;
 
 pub struct IdleConns {
     backends: usize,
@@ -54,26 +74,42 @@ impl IdleConns {
         self.stacks.get(shard() * self.backends + index)
     }
 
-    /// A usable idle connection to backend `index`, if there is one.
-    pub fn take(&self, index: usize) -> Option<TcpStream> {
+    /// A usable idle connection to backend `index` that carries `owner`'s
+    /// PROXY header (`None`: one without), if there is one.
+    pub fn take(&self, index: usize, owner: Option<&ConnAddrs>) -> Option<TcpStream> {
         let stack = self.stack(index)?;
         loop {
-            let (conn, since) = lock(stack).pop()?;
-            if since.elapsed() < IDLE_LIMIT && still_idle(&conn) {
-                return Some(conn);
+            let idle = {
+                let mut stack = lock(stack);
+                // Without owners: the top one.
+                let at = stack.iter().rposition(|i| i.owner.as_ref() == owner)?;
+                stack.remove(at)
+            };
+            if idle.since.elapsed() < IDLE_LIMIT && still_idle(&idle.conn) {
+                return Some(idle.conn);
             }
         }
     }
 
-    /// Keeps `conn` for the next request to backend `index`.
-    pub fn put(&self, index: usize, conn: TcpStream) {
+    /// Keeps `conn`, which carries `owner`'s PROXY header (or none), for the
+    /// next request to backend `index`.
+    pub fn put(&self, index: usize, conn: TcpStream, owner: Option<ConnAddrs>) {
         let Some(stack) = self.stack(index) else {
             return;
         };
         let mut stack = lock(stack);
-        if stack.len() < MAX_IDLE_PER_BACKEND {
-            stack.push((conn, Instant::now()));
-        }
+        let evicted = match owner {
+            None if stack.len() >= MAX_IDLE_PER_BACKEND => return,
+            Some(_) if stack.len() >= MAX_OWNED_PER_BACKEND => Some(stack.remove(0)),
+            _ => None,
+        };
+        stack.push(Idle {
+            conn,
+            since: Instant::now(),
+            owner,
+        });
+        drop(stack);
+        drop(evicted);
     }
 
     /// Idle connections held for backend `index` by this thread.
@@ -120,22 +156,68 @@ mod tests {
     async fn reuses_an_idle_connection_and_drops_a_closed_one() {
         let idle = IdleConns::new(2);
         let (c, _server) = pair().await;
-        idle.put(0, c);
+        idle.put(0, c, None);
         assert_eq!(idle.idle(0), 1);
-        assert!(idle.take(0).is_some(), "open and quiet: reusable");
-        assert!(idle.take(0).is_none());
+        assert!(idle.take(0, None).is_some(), "open and quiet: reusable");
+        assert!(idle.take(0, None).is_none());
 
         let (c, server) = pair().await;
-        idle.put(1, c);
+        idle.put(1, c, None);
         drop(server);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(idle.take(1).is_none(), "closed by the backend: dropped");
+        assert!(
+            idle.take(1, None).is_none(),
+            "closed by the backend: dropped"
+        );
 
         let (c, mut server) = pair().await;
-        idle.put(1, c);
+        idle.put(1, c, None);
         server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(idle.take(1).is_none(), "unasked-for bytes: dropped");
-        assert!(idle.take(7).is_none(), "no such backend");
+        assert!(idle.take(1, None).is_none(), "unasked-for bytes: dropped");
+        assert!(idle.take(7, None).is_none(), "no such backend");
+    }
+
+    fn owner(client: &str) -> ConnAddrs {
+        ConnAddrs {
+            client: client.parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_owned_connection_goes_only_to_its_owner() {
+        let idle = IdleConns::new(1);
+        let (a, b) = (owner("10.0.0.1:1"), owner("10.0.0.2:2"));
+        let mut servers = Vec::new();
+        for who in [Some(a), Some(b), Some(a)] {
+            let (c, server) = pair().await;
+            servers.push(server);
+            idle.put(0, c, who);
+        }
+        assert!(idle.take(0, None).is_none(), "no plain connection");
+        assert!(idle.take(0, Some(&owner("10.0.0.1:9"))).is_none());
+        assert!(idle.take(0, Some(&b)).is_some());
+        assert!(idle.take(0, Some(&b)).is_none());
+        assert!(idle.take(0, Some(&a)).is_some());
+        assert!(idle.take(0, Some(&a)).is_some());
+        assert_eq!(idle.idle(0), 0);
+    }
+
+    #[tokio::test]
+    async fn owned_connections_are_capped_oldest_out() {
+        let idle = IdleConns::new(1);
+        let mut servers = Vec::new();
+        for n in 0..=MAX_OWNED_PER_BACKEND {
+            let (c, server) = pair().await;
+            servers.push(server);
+            idle.put(0, c, Some(owner(&format!("10.0.0.1:{}", n + 1))));
+        }
+        assert_eq!(idle.idle(0), MAX_OWNED_PER_BACKEND);
+        assert!(
+            idle.take(0, Some(&owner("10.0.0.1:1"))).is_none(),
+            "evicted"
+        );
+        assert!(idle.take(0, Some(&owner("10.0.0.1:2"))).is_some());
     }
 }

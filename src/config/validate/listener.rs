@@ -131,6 +131,7 @@ pub(super) fn listener(
         h2c,
         forwarder: l.forwarder.unwrap_or(true),
         trusted_proxies,
+        proxy_protocol: l.proxy_protocol.unwrap_or(false),
         kind,
     })
 }

@@ -9,6 +9,7 @@ use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::upstream_tls;
 use super::{duration, nonzero_duration, valid_token, MAX_RING_WEIGHT, MAX_WEIGHT};
+use crate::proxy_protocol::Version;
 
 pub(super) fn upstream(
     name: &str,
@@ -109,6 +110,19 @@ pub(super) fn upstream(
             UpstreamProtocol::Http1
         }
     };
+    let send_proxy_protocol = match u.send_proxy_protocol.as_deref() {
+        None => None,
+        Some("v1") => Some(Version::V1),
+        Some("v2") => Some(Version::V2),
+        Some(other) => {
+            p.error(
+                &path.key("send_proxy_protocol"),
+                format!("unknown PROXY protocol version \"{other}\""),
+            )
+            .hint("valid versions: v1 or v2 (remove the key to send none)");
+            None
+        }
+    };
     let retries = match u.retries {
         None => 2,
         Some(r) if r > 16 => {
@@ -145,6 +159,7 @@ pub(super) fn upstream(
         ),
         tls,
         protocol,
+        send_proxy_protocol,
     })
 }
 
