@@ -8,6 +8,7 @@
 //! - [`upstream`]: backend groups, balancing policies, live load.
 //! - [`proxy`]: the Pingora `ProxyHttp` dispatcher and per-request context.
 //! - [`filters`]: rate limits and sticky cookies, per route.
+//! - [`compress`]: response compression for routes with `compress`.
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
 //! - [`h1`]: the HTTP/1 forwarder for plain HTTP/1.1 requests and backends.
@@ -23,6 +24,7 @@
 pub mod accept;
 pub mod access_log;
 pub mod admin;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod filters;

@@ -65,6 +65,7 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["listeners", "*", "routes", "[]"] => fields_of::<RawRoute>(),
         ["listeners", "*", "routes", "[]", "rate_limit"] => fields_of::<RawRateLimit>(),
         ["listeners", "*", "routes", "[]", "sticky"] => fields_of::<RawSticky>(),
+        ["listeners", "*", "routes", "[]", "compress"] => fields_of::<RawCompress>(),
         ["upstreams", "*"] => fields_of::<RawUpstream>(),
         ["upstreams", "*", "backends", "[]"] => fields_of::<RawBackend>(),
         ["upstreams", "*", "health_check"] => fields_of::<RawHealthCheck>(),

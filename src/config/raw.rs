@@ -119,6 +119,13 @@ pub struct RawRoute {
     pub upstream: Option<String>,
     pub rate_limit: Option<RawRateLimit>,
     pub sticky: Option<RawSticky>,
+    pub compress: Option<RawCompress>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCompress {
+    pub types: Option<Vec<String>>,
+    pub min_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

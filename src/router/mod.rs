@@ -100,6 +100,7 @@ mod tests {
             upstream: "u".into(),
             rate_limit: None,
             sticky: None,
+            compress: None,
         }
     }
 

@@ -10,6 +10,7 @@ use super::super::path::YamlPath;
 use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::listener_tls;
+use super::compress::compress;
 use super::{listen_addr, nonzero_duration, valid_token, DEFAULT_TCP_IDLE};
 
 pub(super) fn listener(
@@ -198,6 +199,9 @@ fn route(
         .rate_limit
         .and_then(|rl| rate_limit(rl, &path.key("rate_limit"), p));
     let sticky = r.sticky.and_then(|s| sticky(s, &path.key("sticky"), p));
+    let compress = r
+        .compress
+        .map(|c| Arc::new(compress(c, &path.key("compress"), p)));
     Some(Route {
         name,
         host,
@@ -206,6 +210,7 @@ fn route(
         upstream,
         rate_limit,
         sticky,
+        compress,
     })
 }
 
