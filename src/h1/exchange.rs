@@ -18,6 +18,7 @@ use super::body::{self, Broken, Output};
 use super::client::{self, Client};
 use super::head::{self, Framing, Parsed};
 use super::within::within;
+use crate::compress;
 use crate::proxy::{self, choose, drain, headers, RequestCtx, RouteRuntime, Site};
 use crate::upstream::breaker::Outcome;
 
@@ -177,9 +178,12 @@ impl<C: Client> Exchange<'_, C> {
                 Err(_) => return self.answer(502, &[], None).await,
             };
             // Taken once connected: a retry's `choose` sets its own cookie.
-            let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
+            let Ok(mut additions) = headers::ResponseAdditions::take(self.ctx) else {
                 return self.answer(502, &[], Some(Outcome::Failure)).await;
             };
+            if let Some(rules) = &self.route.compress {
+                additions.compress = Some(compress::Offer::for_request(rules, self.req));
+            }
             let mut result = self.exchange(&mut conn, &wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
@@ -395,6 +399,7 @@ impl<C: Client> Exchange<'_, C> {
             head,
             framing,
             reusable,
+            coding,
             ..
         } = resp;
         let sent = within(self.client_timeout, self.client.send_head(head, keep, ends)).await;
@@ -409,16 +414,24 @@ impl<C: Client> Exchange<'_, C> {
             write: self.client_timeout,
         };
         let mut trailers = Vec::new();
-        let relayed = body::relay(
-            &mut conn,
-            &mut Counted(self),
-            framing,
-            output,
-            &rest,
-            gaps,
-            &mut trailers,
-        )
-        .await;
+        let to = &mut Counted(self);
+        let relayed = match coding {
+            Some(coding) => {
+                let chunked = !C::FRAMES_DATA;
+                compress::relay(
+                    &mut conn,
+                    to,
+                    framing,
+                    coding,
+                    chunked,
+                    &rest,
+                    gaps,
+                    &mut trailers,
+                )
+                .await
+            }
+            None => body::relay(&mut conn, to, framing, output, &rest, gaps, &mut trailers).await,
+        };
         match relayed {
             Ok(left) => {
                 let ended = within(self.client_timeout, self.client.end(&trailers)).await;

@@ -142,12 +142,13 @@ impl Forwarder {
 }
 
 /// Whether anything this request meets reads its headers: the access log
-/// (Host), a rate limit (its key), a sticky cookie, a consistent-hash key.
-/// Only then is the request's header map built.
+/// (Host), a rate limit (its key), a sticky cookie, a consistent-hash key,
+/// compression (Accept-Encoding). Only then is the request's header map built.
 fn reads_headers(site: &Site, route: &RouteRuntime) -> bool {
     site.access_log.is_some()
         || route.rate_limit.is_some()
         || route.sticky.is_some()
+        || route.compress.is_some()
         || route.upstream.spec.policy == Policy::ConsistentHash
 }
 

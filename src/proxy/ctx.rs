@@ -29,6 +29,9 @@ pub struct RequestCtx {
     /// (the backend had closed it while idle): the next try goes to the
     /// same backend, with the same attempt, on another connection.
     pub again: bool,
+    /// The response body's encoder, on Pingora's path, when it is
+    /// compressed ([`crate::compress::pingora`]).
+    pub compress: Option<crate::compress::pingora::BodyEncoder>,
 }
 
 impl RequestCtx {
@@ -43,6 +46,7 @@ impl RequestCtx {
             rate: None,
             set_cookie: None,
             again: false,
+            compress: None,
         }
     }
 }

@@ -223,6 +223,9 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
 pub struct ResponseAdditions {
     set_cookie: Option<HeaderValue>,
     rate: Option<[HeaderValue; 2]>,
+    /// The request's compression offer, on a `compress` route: for the
+    /// forwarder's head writer ([`crate::h1::head::response`]).
+    pub compress: Option<crate::compress::Offer>,
 }
 
 const RATE_LIMIT: [&str; 2] = ["RateLimit-Limit", "RateLimit-Remaining"];
@@ -240,7 +243,11 @@ impl ResponseAdditions {
             .rate
             .as_ref()
             .map(|d| [HeaderValue::from(d.limit), HeaderValue::from(d.remaining)]);
-        Ok(Self { set_cookie, rate })
+        Ok(Self {
+            set_cookie,
+            rate,
+            compress: None,
+        })
     }
 
     /// The backend's header `name` gives way to one of ours.

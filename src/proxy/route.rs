@@ -8,7 +8,7 @@ use prometheus::{Histogram, IntCounter};
 
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
-use crate::config::{Route, Sticky};
+use crate::config::{Compress, Route, Sticky};
 use crate::filters::rate_limit::Store;
 use crate::upstream::idle::IdleConns;
 use crate::upstream::Upstream;
@@ -20,6 +20,8 @@ pub struct RouteRuntime {
     pub upstream: Arc<Upstream>,
     pub rate_limit: Option<Store>,
     pub sticky: Option<Sticky>,
+    /// `compress`: `None` costs the request nothing.
+    pub compress: Option<Arc<Compress>>,
     pub duration: Histogram,
     pub rate_limited: IntCounter,
     /// `switchyard_http_requests_total` by status.
@@ -76,6 +78,7 @@ impl RouteRuntime {
                 )
             }),
             sticky: route.sticky.clone(),
+            compress: route.compress.clone(),
             duration,
             rate_limited,
             requests,
