@@ -1,0 +1,445 @@
+//! Route response compression (`compress`, SPEC "Route policies") through
+//! the real binary, on the three paths a request can take: the HTTP/1
+//! forwarder (a default listener), Pingora's path (`forwarder: false`, and
+//! HTTP/1.0 clients), and the HTTP/2 front (h2c). Bodies are decoded here
+//! and compared with what the backend sent.
+
+#[path = "compress/backend.rs"]
+mod backend;
+#[path = "compress/client.rs"]
+mod client;
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use backend::{text, EVENTS};
+use client::{fetch, h2_get, Conn, Resp};
+use common::*;
+
+/// A proxy to `b`: `{HTTP}` the forwarder (and h2c), `{TCP}` Pingora's
+/// path; on each, `/` compresses by default, `/custom` only
+/// `application/x-custom` from 10 bytes, `/plain` never.
+fn proxy(b: &backend::Backend) -> Proxy {
+    let routes = "      - { path_prefix: /, upstream: u, compress: {} }\n      - { path_prefix: /custom, upstream: u, compress: { types: [application/x-custom], min_bytes: 10 } }\n      - { path_prefix: /plain, upstream: u }\n";
+    Proxy::start(&format!(
+        "listeners:\n  fwd:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes:\n{routes}  pin:\n    listen: \"{{TCP}}\"\n    forwarder: false\n    routes:\n{routes}upstreams:\n  u: {{ backends: [{{ addr: \"{}\" }}] }}\n",
+        b.addr
+    ))
+}
+
+/// The two HTTP/1 entry points, named for messages.
+fn h1_paths(p: &Proxy) -> [(&'static str, SocketAddr); 2] {
+    [("forwarder", p.http), ("pingora", p.tcp)]
+}
+
+fn assert_compressed(what: &str, r: &Resp, coding: &str, original: &[u8]) {
+    assert_eq!(r.status, 200, "{what}");
+    assert_eq!(
+        r.header("content-encoding"),
+        Some(coding),
+        "{what}: {:?}",
+        r.headers
+    );
+    assert_eq!(r.header("content-length"), None, "{what}");
+    assert!(
+        r.all("vary").any(|v| v.contains("Accept-Encoding")),
+        "{what}: {:?}",
+        r.headers
+    );
+    assert!(
+        r.body.len() < original.len() / 3,
+        "{what}: {} bytes",
+        r.body.len()
+    );
+    assert!(r.complete, "{what}");
+    assert!(r.decoded() == original, "{what}: decoded body differs");
+}
+
+#[test]
+fn every_coding_and_framing_round_trips_on_every_path() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    let original = text(20_000);
+    for coding in ["gzip", "br", "zstd"] {
+        for framing in ["length", "chunked", "close"] {
+            let target = format!("/doc?len=20000&framing={framing}&type=text/html;charset=utf-8");
+            for (path, addr) in h1_paths(&p) {
+                let r = fetch(addr, "GET", &target, &[("Accept-Encoding", coding)]);
+                let what = format!("{path} {coding} {framing}");
+                assert_compressed(&what, &r, coding, &original);
+                assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{what}");
+            }
+            let r = h2_get(p.http, &target, Some(coding));
+            assert_compressed(&format!("h2 {coding} {framing}"), &r, coding, &original);
+        }
+    }
+}
+
+#[test]
+fn the_coding_follows_accept_encoding_weights_and_q0_refuses() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    let cases = [
+        ("gzip, deflate, br, zstd", Some("br")),
+        ("gzip;q=0.5, zstd;q=0.9, br;q=0.8", Some("zstd")),
+        ("br;q=0, zstd;q=0, gzip", Some("gzip")),
+        ("*", Some("br")),
+        ("br;q=0, *;q=0.5", Some("zstd")),
+        ("gzip;q=0", None),
+        ("identity", None),
+        ("", None),
+    ];
+    let original = text(4000);
+    for (path, addr) in h1_paths(&p) {
+        for (accept, want) in cases {
+            let r = fetch(addr, "GET", "/doc", &[("Accept-Encoding", accept)]);
+            let what = format!("{path} {accept:?}");
+            assert_eq!(r.header("content-encoding"), want, "{what}");
+            assert_eq!(
+                r.all("vary").collect::<Vec<_>>(),
+                ["Accept-Encoding"],
+                "{what}"
+            );
+            assert!(r.decoded() == original, "{what}");
+        }
+        // No Accept-Encoding at all: as it is, but the cache is told.
+        let r = fetch(addr, "GET", "/doc", &[]);
+        assert_eq!(r.header("content-length"), Some("4000"), "{path}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{path}");
+    }
+    let r = h2_get(p.http, "/doc", Some("gzip;q=0"));
+    assert_eq!(
+        (r.header("content-encoding"), r.header("vary")),
+        (None, Some("Accept-Encoding"))
+    );
+    assert_eq!(r.body, original);
+}
+
+#[test]
+fn responses_that_must_stay_as_they_are_do() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    let gzip = [("Accept-Encoding", "gzip, br")];
+    let cases = [
+        ("HEAD", "/doc"),
+        ("GET", "/doc?status=204"),
+        ("GET", "/doc?status=304"),
+        ("GET", "/doc?status=206&h=Content-Range:bytes%200-3999/8000"),
+        ("GET", "/doc?h=Cache-Control:no-transform"),
+        ("GET", "/doc?h=Content-Encoding:identity"),
+        ("GET", "/doc?len=1023"),
+        ("GET", "/doc?type=image/png"),
+        ("GET", "/doc?type=application/octet-stream&framing=chunked"),
+        ("GET", "/plain/doc"),
+        ("GET", "/custom/doc"),
+    ];
+    for (path, addr) in h1_paths(&p) {
+        for (method, target) in cases {
+            let r = Conn::open(addr).request(method, target, &gzip);
+            let what = format!("{path} {method} {target}");
+            let coded = r.header("content-encoding");
+            assert!(
+                coded.is_none() || coded == Some("identity"),
+                "{what}: {:?}",
+                r.headers
+            );
+            if method == "GET" && r.status == 200 {
+                let len = if target.contains("1023") { 1023 } else { 4000 };
+                assert!(r.body == text(len), "{what}: body changed");
+            }
+            // Only what a capable client would have had compressed varies.
+            let varies = method == "HEAD";
+            assert_eq!(
+                r.header("vary").is_some(),
+                varies,
+                "{what}: {:?}",
+                r.headers
+            );
+        }
+        // The route's own types and threshold.
+        let r = fetch(
+            addr,
+            "GET",
+            "/custom/x?type=application/x-custom&len=20",
+            &gzip,
+        );
+        assert_eq!(r.header("content-encoding"), Some("br"), "{path}");
+        assert!(r.decoded() == text(20), "{path}");
+    }
+}
+
+#[test]
+fn vary_is_extended_not_repeated() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    for (path, addr) in h1_paths(&p) {
+        let r = fetch(
+            addr,
+            "GET",
+            "/doc?h=Vary:Origin",
+            &[("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(
+            r.all("vary").collect::<Vec<_>>(),
+            ["Origin, Accept-Encoding"],
+            "{path}"
+        );
+        let r = fetch(
+            addr,
+            "GET",
+            "/doc?h=Vary:accept-encoding",
+            &[("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(
+            r.all("vary").collect::<Vec<_>>(),
+            ["accept-encoding"],
+            "{path}"
+        );
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{path}");
+    }
+}
+
+#[test]
+fn an_http10_client_gets_a_compressed_body_ended_by_the_close() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    for (path, addr) in h1_paths(&p) {
+        let r = Conn::open(addr).request_as(
+            "HTTP/1.0",
+            "GET",
+            "/doc?len=9000",
+            &[("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(r.header("transfer-encoding"), None, "{path}");
+        assert_eq!(r.header("content-length"), None, "{path}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{path}");
+        assert!(r.decoded() == text(9000), "{path}");
+    }
+}
+
+#[test]
+fn trailers_follow_a_compressed_chunked_body() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    // (Pingora's path drops HTTP/1 backends' trailers, compressed or not.)
+    let r = fetch(
+        p.http,
+        "GET",
+        "/trailers",
+        &[("Accept-Encoding", "zstd"), ("TE", "trailers")],
+    );
+    assert_eq!(r.header("content-encoding"), Some("zstd"));
+    assert!(r.complete);
+    assert_eq!(r.trailers, [("X-Sum".to_string(), "4000".to_string())]);
+    assert!(r.decoded() == text(4000));
+}
+
+#[test]
+fn a_backend_cut_short_does_not_look_complete() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    for (path, addr) in h1_paths(&p) {
+        let r = fetch(addr, "GET", "/cut", &[("Accept-Encoding", "gzip")]);
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{path}");
+        assert!(!r.complete, "{path}: a cut body ended with its last chunk");
+    }
+}
+
+#[test]
+fn the_backend_connection_is_reused_after_compressed_responses() {
+    let b = backend::start(None);
+    let p = proxy(&b);
+    for (path, addr) in h1_paths(&p) {
+        let before = b.accepted.load(Ordering::SeqCst);
+        let mut c = Conn::open(addr);
+        for framing in ["length", "chunked", "length"] {
+            let target = format!("/doc?framing={framing}");
+            let r = c.request("GET", &target, &[("Accept-Encoding", "br")]);
+            assert_eq!(r.header("content-encoding"), Some("br"), "{path}");
+            assert!(r.decoded() == text(4000), "{path}");
+        }
+        let opened = b.accepted.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            opened, 1,
+            "{path}: {opened} backend connections for 3 requests"
+        );
+    }
+}
+
+/// Decodes a compressed stream as it arrives.
+enum Decoder {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Br(Box<brotli::DecompressorWriter<Vec<u8>>>),
+}
+
+impl Decoder {
+    fn new(coding: &str) -> Self {
+        match coding {
+            "gzip" => Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            _ => Decoder::Br(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096))),
+        }
+    }
+
+    /// Everything decoded so far, after `data`.
+    fn feed(&mut self, data: &[u8]) -> String {
+        let out = match self {
+            Decoder::Gzip(d) => {
+                d.write_all(data).unwrap();
+                d.flush().unwrap();
+                d.get_ref()
+            }
+            Decoder::Br(d) => {
+                d.write_all(data).unwrap();
+                d.flush().unwrap();
+                d.get_ref()
+            }
+        };
+        String::from_utf8_lossy(out).into_owned()
+    }
+}
+
+/// Reads an event stream from `read` (compressed bytes as they come),
+/// acknowledging each event to the backend as soon as it is decoded.
+fn follow_events(
+    coding: &str,
+    mut read: impl FnMut(&mut Vec<u8>) -> bool,
+    acks: &std::sync::mpsc::Sender<usize>,
+) -> usize {
+    let mut d = Decoder::new(coding);
+    let mut seen = 0;
+    let mut data = Vec::new();
+    while seen < EVENTS && read(&mut data) {
+        let decoded = d.feed(&data);
+        data.clear();
+        while seen < EVENTS && decoded.contains(&format!("data: event-{seen}\n\n")) {
+            let _ = acks.send(seen);
+            seen += 1;
+        }
+    }
+    seen
+}
+
+/// Server-sent events compressed on `path` arrive one by one: the backend
+/// sends each only once the client has decoded the one before.
+fn events_arrive_one_by_one(coding: &str, path: &str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b = backend::start(Some(rx));
+    let p = proxy(&b);
+    let accept = format!("Accept-Encoding: {coding}");
+    let seen = if path == "h2" {
+        let mut child = Command::new("curl")
+            .args([
+                "-sSN",
+                "--max-time",
+                "20",
+                "--http2-prior-knowledge",
+                "-H",
+                &accept,
+            ])
+            .arg(format!("http://{}/sse", p.http))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let read = |data: &mut Vec<u8>| {
+            let mut buf = [0u8; 4096];
+            let n = out.read(&mut buf).unwrap_or(0);
+            data.extend_from_slice(&buf[..n]);
+            n > 0
+        };
+        let seen = follow_events(coding, read, &tx);
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    } else {
+        let addr = if path == "forwarder" { p.http } else { p.tcp };
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(format!("GET /sse HTTP/1.1\r\nHost: x\r\n{accept}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut r = BufReader::new(s);
+        let mut head = String::new();
+        while r.read_line(&mut head).unwrap() > 2 && !head.ends_with("\r\n\r\n") {}
+        assert!(
+            head.contains(&format!("Content-Encoding: {coding}"))
+                || head.contains(&format!("content-encoding: {coding}")),
+            "{path}: {head}"
+        );
+        // One chunk at a time.
+        let read = |data: &mut Vec<u8>| {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            n > 0 && r.read_exact(&mut chunk).is_ok() && {
+                data.extend_from_slice(&chunk[..n]);
+                true
+            }
+        };
+        follow_events(coding, read, &tx)
+    };
+    assert_eq!(seen, EVENTS, "{path} {coding}: events decoded");
+    assert_eq!(
+        b.late.load(Ordering::SeqCst),
+        0,
+        "{path} {coding}: an event waited for the next one"
+    );
+}
+
+#[test]
+fn events_arrive_one_by_one_through_the_forwarder() {
+    events_arrive_one_by_one("gzip", "forwarder");
+    events_arrive_one_by_one("br", "forwarder");
+}
+
+#[test]
+fn events_arrive_one_by_one_through_pingoras_path() {
+    events_arrive_one_by_one("gzip", "pingora");
+}
+
+#[test]
+fn events_arrive_one_by_one_over_http2() {
+    events_arrive_one_by_one("br", "h2");
+}
+
+#[test]
+fn check_names_a_bad_compress_entry_with_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("c.yaml");
+    std::fs::write(
+        &conf,
+        "listeners:\n  web:\n    listen: 127.0.0.1:8080\n    routes:\n      - upstream: u\n        compress:\n          types: [text/html, \"text/html; charset=utf-8\", json]\n          min_byte: 10\nupstreams:\n  u: { backends: [{ addr: 127.0.0.1:9 }] }\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&conf);
+    assert_eq!(code, 1, "{err}");
+    for (line, path, words) in [
+        (
+            7,
+            "listeners.web.routes[0].compress.types[1]",
+            "is not a media type",
+        ),
+        (
+            7,
+            "listeners.web.routes[0].compress.types[2]",
+            "\"json\" is not a media type",
+        ),
+        (
+            8,
+            "listeners.web.routes[0].compress.min_byte",
+            "did you mean \"min_bytes\"",
+        ),
+    ] {
+        let hit = err
+            .lines()
+            .position(|l| l.contains(&format!("line {line}: error: {path}")))
+            .unwrap_or_else(|| panic!("no error at line {line} for {path}:\n{err}"));
+        let block: String = err.lines().skip(hit).take(2).collect::<Vec<_>>().join("\n");
+        assert!(block.contains(words), "{words:?} not in:\n{block}");
+    }
+}
