@@ -272,14 +272,14 @@ fn the_backend_connection_is_reused_after_compressed_responses() {
 
 /// Decodes a compressed stream as it arrives.
 enum Decoder {
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
     Br(Box<brotli::DecompressorWriter<Vec<u8>>>),
 }
 
 impl Decoder {
     fn new(coding: &str) -> Self {
         match coding {
-            "gzip" => Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            "gzip" => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
             _ => Decoder::Br(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096))),
         }
     }

@@ -58,9 +58,7 @@ fn entry(item: &[u8]) -> Option<(&[u8], Weight)> {
     let mut weight = 1000;
     for param in parts {
         let param = param.trim_ascii();
-        let Some((key, value)) = param.split_once_byte(b'=') else {
-            return None;
-        };
+        let (key, value) = param.split_once_byte(b'=')?;
         if key.trim_ascii().eq_ignore_ascii_case(b"q") {
             weight = qvalue(value.trim_ascii())?;
         }
