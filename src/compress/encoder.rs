@@ -24,10 +24,12 @@ const BROTLI_BUFFER: usize = 16 * 1024;
 /// `Vec` and are moved out by each call.
 pub struct Encoder(Codec);
 
+/// (Boxed: an `Encoder` stays two words where it waits unused, in every
+/// request's context.)
 enum Codec {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Gzip(Box<flate2::write::GzEncoder<Vec<u8>>>),
     Br(Box<brotli::CompressorWriter<Vec<u8>>>),
-    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
     /// Finished: nothing more comes out.
     Done,
 }
@@ -35,17 +37,20 @@ enum Codec {
 impl Encoder {
     pub fn new(coding: Coding) -> io::Result<Self> {
         let codec = match coding {
-            Coding::Gzip => Codec::Gzip(flate2::write::GzEncoder::new(
+            Coding::Gzip => Codec::Gzip(Box::new(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::new(GZIP_LEVEL),
-            )),
+            ))),
             Coding::Br => Codec::Br(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 BROTLI_BUFFER,
                 BROTLI_QUALITY,
                 BROTLI_WINDOW,
             ))),
-            Coding::Zstd => Codec::Zstd(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?),
+            Coding::Zstd => {
+                let e = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+                Codec::Zstd(Box::new(e))
+            }
         };
         Ok(Self(codec))
     }
