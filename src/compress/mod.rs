@@ -125,7 +125,7 @@ impl Offer {
     /// only when the response has no `Content-Encoding`, `Content-Range`
     /// or `Cache-Control: no-transform`, its `Content-Type` matches the
     /// route's `types`, its `Content-Length` (if any) is at least
-    /// `min_bytes`, its status has a body to compress (not 1xx, 204, 206
+    /// `min_bytes` (and not 0), its status has a body to compress (not 1xx, 204, 206
     /// or 304), no transfer coding but `chunked` frames it, and the client
     /// accepts a coding. A response that qualifies but for the client's
     /// `Accept-Encoding` still gets `Vary: Accept-Encoding`.
@@ -145,7 +145,8 @@ impl Offer {
                     .is_some_and(|t| self.rules.types.iter().any(|r| r.matches(t)));
             } else if name.eq_ignore_ascii_case(b"content-length") {
                 let len = crate::h1::head::plain_number(value);
-                small = len.is_some_and(|n| n < self.rules.min_bytes);
+                // (An empty body stays empty, whatever `min_bytes` says.)
+                small = len.is_some_and(|n| n == 0 || n < self.rules.min_bytes);
             } else if name.eq_ignore_ascii_case(b"content-encoding")
                 || name.eq_ignore_ascii_case(b"content-range")
             {

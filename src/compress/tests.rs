@@ -94,6 +94,23 @@ fn encoded_ranged_no_transform_small_or_other_types_are_left_alone() {
     }
     // No Content-Type at all.
     assert_eq!(decide(&o, 200, &[]), Decision::NONE);
+    // An empty body stays empty even when min_bytes allows it.
+    let zero = Offer::new(
+        &Arc::new(Compress {
+            types: rules().types.clone(),
+            min_bytes: 0,
+        }),
+        &http::Method::GET,
+        [&b"gzip"[..]],
+    );
+    assert_eq!(
+        decide(&zero, 200, &[HTML, ("Content-Length", "0")]),
+        Decision::NONE
+    );
+    assert_eq!(
+        decide(&zero, 200, &[HTML, ("Content-Length", "1")]).coding,
+        Some(Coding::Gzip)
+    );
     // Exactly min_bytes is enough; chunked framing is fine.
     let d = decide(
         &o,
