@@ -416,9 +416,11 @@ impl<C: Client> Exchange<'_, C> {
         let mut trailers = Vec::new();
         let to = &mut Counted(self);
         let relayed = match coding {
+            // Boxed: its state would otherwise enlarge every connection's
+            // future, compressing or not.
             Some(coding) => {
                 let chunked = !C::FRAMES_DATA;
-                compress::relay(
+                Box::pin(compress::relay(
                     &mut conn,
                     to,
                     framing,
@@ -427,7 +429,7 @@ impl<C: Client> Exchange<'_, C> {
                     &rest,
                     gaps,
                     &mut trailers,
-                )
+                ))
                 .await
             }
             None => body::relay(&mut conn, to, framing, output, &rest, gaps, &mut trailers).await,
