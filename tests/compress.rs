@@ -20,13 +20,13 @@ use client::{fetch, h2_get, Conn, Resp};
 use common::*;
 use events::events_arrive_one_by_one;
 
-/// A proxy to `b`: `{HTTP}` the forwarder (and h2c), `{TCP}` Pingora's
-/// path; on each, `/` compresses by default, `/custom` only
+/// A proxy to `b`: `{HTTP}` the forwarder (and the HTTP/2 front by
+/// h2c), `{TCP}` Pingora's path (HTTP/1 and, by h2c, HTTP/2); on each, `/` compresses by default, `/custom` only
 /// `application/x-custom` from 10 bytes, `/plain` never.
 pub fn proxy(b: &backend::Backend) -> Proxy {
     let routes = "      - { path_prefix: /, upstream: u, compress: {} }\n      - { path_prefix: /custom, upstream: u, compress: { types: [application/x-custom], min_bytes: 10 } }\n      - { path_prefix: /plain, upstream: u }\n";
     Proxy::start(&format!(
-        "listeners:\n  fwd:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes:\n{routes}  pin:\n    listen: \"{{TCP}}\"\n    forwarder: false\n    routes:\n{routes}upstreams:\n  u: {{ backends: [{{ addr: \"{}\" }}] }}\n",
+        "listeners:\n  fwd:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes:\n{routes}  pin:\n    listen: \"{{TCP}}\"\n    forwarder: false\n    h2c: true\n    routes:\n{routes}upstreams:\n  u: {{ backends: [{{ addr: \"{}\" }}] }}\n",
         b.addr
     ))
 }
@@ -73,8 +73,10 @@ fn every_coding_and_framing_round_trips_on_every_path() {
                 assert_compressed(&what, &r, coding, &original);
                 assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{what}");
             }
-            let r = h2_get(p.http, &target, Some(coding));
-            assert_compressed(&format!("h2 {coding} {framing}"), &r, coding, &original);
+            for (path, addr) in [("h2 front", p.http), ("pingora h2", p.tcp)] {
+                let r = h2_get(addr, &target, Some(coding));
+                assert_compressed(&format!("{path} {coding} {framing}"), &r, coding, &original);
+            }
         }
     }
 }
