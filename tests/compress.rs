@@ -223,21 +223,56 @@ fn an_http10_client_gets_a_compressed_body_ended_by_the_close() {
     }
 }
 
+/// Trailers survive: announced ones keep the response as it is, others
+/// follow the compressed body. (Pingora's path drops HTTP/1 backends'
+/// trailers, compressed or not: the forwarder only.)
 #[test]
-fn trailers_follow_a_compressed_chunked_body() {
+fn trailers_follow_a_chunked_body() {
     let b = backend::start(None);
     let p = proxy(&b);
-    // (Pingora's path drops HTTP/1 backends' trailers, compressed or not.)
-    let r = fetch(
-        p.http,
-        "GET",
-        "/trailers",
-        &[("Accept-Encoding", "zstd"), ("TE", "trailers")],
-    );
-    assert_eq!(r.header("content-encoding"), Some("zstd"));
-    assert!(r.complete);
-    assert_eq!(r.trailers, [("X-Sum".to_string(), "4000".to_string())]);
-    assert!(r.decoded() == text(4000));
+    let accept = [("Accept-Encoding", "zstd"), ("TE", "trailers")];
+    for (target, coding) in [("/trailers", None), ("/trailers?quiet", Some("zstd"))] {
+        let r = fetch(p.http, "GET", target, &accept);
+        assert_eq!(r.header("content-encoding"), coding, "{target}");
+        assert!(r.complete, "{target}");
+        let sum = [("X-Sum".to_string(), "4000".to_string())];
+        assert_eq!(r.trailers, sum, "{target}");
+        assert!(r.decoded() == text(4000), "{target}");
+    }
+}
+
+/// Pingora's path with an HTTP/2 backend (a second switchyard, h2c, in
+/// front of the test backend): a body that ends with trailers, not with a
+/// last DATA frame, still gets the end of its compressed stream (in place
+/// of unannounced trailers); announced trailers keep it uncompressed.
+#[test]
+fn a_body_from_an_http2_backend_ends_its_stream_before_the_trailers() {
+    let b = backend::start(None);
+    let middle = Proxy::start(&format!(
+        "listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ backends: [{{ addr: \"{}\" }}] }}\n",
+        b.addr
+    ));
+    let front = Proxy::start(&format!(
+        "listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: h2, compress: {{}} }}]\nupstreams:\n  h2:\n    protocol: h2\n    backends: [{{ addr: \"{}\" }}]\n",
+        middle.http
+    ));
+    let accept = [("Accept-Encoding", "gzip"), ("TE", "trailers")];
+    let cases = [
+        ("/trailers", None),
+        ("/trailers?quiet", Some("gzip")),
+        ("/doc?framing=chunked", Some("gzip")),
+    ];
+    for (target, coding) in cases {
+        let r = fetch(front.http, "GET", target, &accept);
+        assert_eq!(
+            r.header("content-encoding"),
+            coding,
+            "{target}: {:?}",
+            r.headers
+        );
+        assert!(r.complete, "{target}");
+        assert!(r.decoded() == text(4000), "{target}");
+    }
 }
 
 #[test]

@@ -122,8 +122,9 @@ impl Offer {
     }
 
     /// Decides for a response with `status` and header `fields`. Compressed
-    /// only when the response has no `Content-Encoding`, `Content-Range`
-    /// or `Cache-Control: no-transform`, its `Content-Type` matches the
+    /// only when the response has no `Content-Encoding`, `Content-Range`,
+    /// `Trailer` (announced trailers: see [`pingora`]) or `Cache-Control:
+    /// no-transform`, its `Content-Type` matches the
     /// route's `types`, its `Content-Length` (if any) is at least
     /// `min_bytes` (and not 0), its status has a body to compress (not 1xx, 204, 206
     /// or 304), no transfer coding but `chunked` frames it, and the client
@@ -149,6 +150,7 @@ impl Offer {
                 small = len.is_some_and(|n| n == 0 || n < self.rules.min_bytes);
             } else if name.eq_ignore_ascii_case(b"content-encoding")
                 || name.eq_ignore_ascii_case(b"content-range")
+                || name.eq_ignore_ascii_case(b"trailer")
             {
                 refused = true;
             } else if name.eq_ignore_ascii_case(b"cache-control") {

@@ -3,7 +3,8 @@
 //! ([`BodyEncoder::filter`]). Pingora calls the body filter once per
 //! backend read, and no later call says whether the backend paused, so
 //! each read is compressed and flushed at once (a few bytes per read;
-//! server-sent events arrive event by event).
+//! server-sent events arrive event by event). See [`BodyEncoder::finish`]
+//! for a body that ends with trailers.
 
 use std::sync::Mutex;
 
@@ -83,7 +84,11 @@ impl BodyEncoder {
     }
 
     /// The end of the stream, when trailers end the body instead of a
-    /// last piece marked `end`.
+    /// last piece marked `end` (an HTTP/2 backend). Pingora filters a
+    /// batch of body pieces before writing any, so the end cannot be
+    /// written ahead of the trailers: it takes their place (they are
+    /// dropped). Announced trailers (`Trailer`) keep a response
+    /// uncompressed on every path, so this is only for unannounced ones.
     pub fn finish(&mut self) -> Result<Option<Bytes>> {
         let mut body = None;
         self.filter(&mut body, true)?;

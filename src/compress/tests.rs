@@ -76,6 +76,7 @@ fn encoded_ranged_no_transform_small_or_other_types_are_left_alone() {
         ("Cache-Control", "public, No-Transform"),
         ("Content-Length", "1023"),
         ("Transfer-Encoding", "gzip"),
+        ("Trailer", "X-Sum"),
     ] {
         assert_eq!(decide(&o, 200, &[HTML, extra]), Decision::NONE, "{extra:?}");
     }

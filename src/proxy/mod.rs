@@ -303,20 +303,18 @@ impl ProxyHttp for HttpProxy {
         Ok(None)
     }
 
-    /// A compressed body that ends with trailers (from an HTTP/2 backend)
-    /// gets the end of its stream before them.
+    /// A compressed body that ends with (unannounced) trailers from an
+    /// HTTP/2 backend: the end of its stream takes their place.
     async fn response_trailer_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         _trailers: &mut http::HeaderMap,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Bytes>> {
-        if let Some(encoder) = &mut ctx.compress {
-            if let Some(last) = encoder.finish()? {
-                session.write_response_body(Some(last), false).await?;
-            }
+        match &mut ctx.compress {
+            Some(encoder) => encoder.finish(),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -4,7 +4,8 @@
 //! `/any/path?len=N&type=T&framing=length|chunked|close&status=S&h=Name:Value`
 //! (`h` repeatable) answers `len` bytes of text; `/sse` sends events, each
 //! after the test says it has the previous one; `/cut` sends less than its
-//! Content-Length and closes; `/trailers` ends a chunked body with a trailer.
+//! Content-Length and closes; `/trailers` ends a chunked body with a trailer
+//! (announced by a `Trailer` field unless `?quiet`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -91,8 +92,14 @@ fn serve(conn: TcpStream, acks: &Acks, late: &AtomicUsize) {
             false
         } else if target.starts_with("/trailers") {
             let body = text(4000);
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n";
-            let mut out = head.as_bytes().to_vec();
+            // `/trailers?quiet`: not announced by a `Trailer` field.
+            let announce = if target.contains("quiet") {
+                ""
+            } else {
+                "Trailer: X-Sum\r\n"
+            };
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n{announce}\r\n");
+            let mut out = head.into_bytes();
             out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
             out.extend_from_slice(&body);
             out.extend_from_slice(b"\r\n0\r\nX-Sum: 4000\r\n\r\n");
