@@ -11,6 +11,7 @@
 //!   limits, header rules, request ids), decided once for every engine.
 //! - [`proxy_protocol`]: PROXY v1/v2 headers from L4 balancers and to backends.
 //! - [`filters`]: rate limits and sticky cookies, per route.
+//! - [`compress`]: response compression for routes with `compress`.
 //! - [`accept`]: accepting client connections for the HTTP listeners.
 //! - [`http_guard`]: the HTTP/1 connection loop and its head limits.
 //! - [`h1`]: the HTTP/1 forwarder for plain HTTP/1.1 requests and backends.
@@ -26,6 +27,7 @@
 pub mod accept;
 pub mod access_log;
 pub mod admin;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod filters;

@@ -70,6 +70,7 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["listeners", "*", "routes", "[]", "request_headers" | "response_headers"] => {
             fields_of::<RawHeaderRules>()
         }
+        ["listeners", "*", "routes", "[]", "compress"] => fields_of::<RawCompress>(),
         ["upstreams", "*"] => fields_of::<RawUpstream>(),
         ["upstreams", "*", "backends", "[]"] => fields_of::<RawBackend>(),
         ["upstreams", "*", "health_check"] => fields_of::<RawHealthCheck>(),

@@ -125,6 +125,26 @@ pub struct Route {
     pub max_inflight: Option<NonZeroUsize>,
     /// The whole exchange, every try, up to the response head.
     pub timeout: Option<Duration>,
+    /// Responses compressed for clients that accept it (`None`: never).
+    pub compress: Option<Arc<Compress>>,
+}
+
+/// A route's `compress` (SPEC "Route policies", README "Compression").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compress {
+    /// The `Content-Type`s compressed.
+    pub types: Vec<MediaRange>,
+    /// A body with a smaller `Content-Length` is sent as it is.
+    pub min_bytes: u64,
+}
+
+/// A `compress.types` entry, stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaRange {
+    /// `type/subtype`.
+    Exact(String),
+    /// `type/*`: the type alone is stored.
+    AnySubtype(String),
 }
 
 /// Which Host headers a route answers. Stored lower-case.

@@ -137,6 +137,7 @@ pub struct RawRoute {
     pub deny: Option<Vec<String>>,
     pub max_inflight: Option<u64>,
     pub timeout: Option<String>,
+    pub compress: Option<RawCompress>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +177,12 @@ impl Scalar {
             Scalar::Bool(b) => b.to_string(),
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCompress {
+    pub types: Option<Vec<String>>,
+    pub min_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

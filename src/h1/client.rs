@@ -22,6 +22,10 @@ pub(crate) trait Client: AsyncRead + AsyncWrite + Unpin + Send {
     /// A response head as this client takes it.
     type Head: HeadOut + Send;
 
+    /// The client frames body data itself (HTTP/2 DATA frames): a body
+    /// compressed here is written to it bare rather than in chunks.
+    const FRAMES_DATA: bool = false;
+
     /// Moves up to `max` bytes of request body already received into
     /// `out`; how many.
     fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> usize;

@@ -19,6 +19,7 @@ use super::body::{self, Broken, Output};
 use super::client::{self, Client};
 use super::head::{self, Framing, Parsed};
 use super::within::within;
+use crate::compress;
 use crate::policy::{self, body_limit::Capped};
 use crate::proxy::{self, choose, drain, headers, respond, RequestCtx, RouteRuntime, Site};
 use crate::proxy_protocol::{self, ConnAddrs};
@@ -278,9 +279,12 @@ impl<C: Client> Exchange<'_, C> {
                 Err(_) => return Reached::Done(self.answer(502, &[], None).await),
             };
             // Taken once connected: a retry's `choose` sets its own cookie.
-            let Ok(additions) = headers::ResponseAdditions::take(self.ctx) else {
+            let Ok(mut additions) = headers::ResponseAdditions::take(self.ctx) else {
                 return Reached::Done(self.answer(502, &[], Some(Outcome::Failure)).await);
             };
+            if let Some(rules) = &self.route.compress {
+                additions.compress = Some(compress::Offer::for_request(rules, self.req));
+            }
             let mut result = self.exchange(&mut conn, wire, &additions).await;
             if matches!(result, Err(Failed::Stale)) && reused {
                 // The idle connection was closed under us: once more, fresh.
@@ -528,6 +532,7 @@ impl<C: Client> Exchange<'_, C> {
             head,
             framing,
             reusable,
+            coding,
             ..
         } = resp;
         let sent = within(self.client_timeout, self.client.send_head(head, keep, ends)).await;
@@ -542,16 +547,26 @@ impl<C: Client> Exchange<'_, C> {
             write: self.client_timeout,
         };
         let mut trailers = Vec::new();
-        let relayed = body::relay(
-            &mut conn,
-            &mut Counted(self),
-            framing,
-            output,
-            &rest,
-            gaps,
-            &mut trailers,
-        )
-        .await;
+        let to = &mut Counted(self);
+        let relayed = match coding {
+            // Boxed: its state would otherwise enlarge every connection's
+            // future, compressing or not.
+            Some(coding) => {
+                let chunked = !C::FRAMES_DATA;
+                Box::pin(compress::relay(
+                    &mut conn,
+                    to,
+                    framing,
+                    coding,
+                    chunked,
+                    &rest,
+                    gaps,
+                    &mut trailers,
+                ))
+                .await
+            }
+            None => body::relay(&mut conn, to, framing, output, &rest, gaps, &mut trailers).await,
+        };
         match relayed {
             Ok(left) => {
                 let ended = within(self.client_timeout, self.client.end(&trailers)).await;

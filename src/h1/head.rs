@@ -13,6 +13,7 @@ use http::header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderValue, Method};
 use pingora::http::RequestHeader;
 
+use crate::compress::{self, Coding, Edit};
 use crate::proxy::headers::{
     self, ResponseAdditions, REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, X_FORWARDED_FOR,
     X_FORWARDED_HOST, X_FORWARDED_PROTO,
@@ -209,6 +210,9 @@ pub struct Response<H = Vec<u8>> {
     /// A body without length or coding, to be sent on in chunks
     /// ([`super::body::Output::Chunked`]); the head says so.
     pub rechunk: bool,
+    /// The body is to be compressed with it (a `compress` route's
+    /// response; the head says so, see [`crate::compress`]).
+    pub coding: Option<Coding>,
     /// The client's head but for `Connection` (and, as text, the blank
     /// line): the status, the backend's fields less hop-by-hop ones (and
     /// `Content-Length` beside `Transfer-Encoding`), then the additions.
@@ -287,6 +291,11 @@ pub fn response<H: HeadOut>(
     // Interim (1xx) heads are passed on as they are; what the request
     // earned (cookie, rate-limit headers) goes on the final one.
     let final_head = status >= 200;
+    // On a `compress` route: whether the body is compressed, and `Vary`.
+    let mut compressing = additions.compress.as_ref().map(|offer| {
+        let fields = parsed.headers.iter().map(|l| (l.name.as_bytes(), l.value));
+        offer.decide(status, fields)
+    });
     let mut head = H::with_room(head_len + 128);
     let reason = match parsed.reason.filter(|r| !r.is_empty()) {
         Some(r) => r,
@@ -306,8 +315,16 @@ pub fn response<H: HeadOut>(
         let dropped = overridden
             || replaced
             || headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection);
-        if !dropped {
-            head.field(name, line.value);
+        if dropped {
+            continue;
+        }
+        match compressing
+            .as_mut()
+            .map_or(Edit::Keep, |d| compress::edit_field(d, name, line.value))
+        {
+            Edit::Keep => head.field(name, line.value),
+            Edit::Drop => {}
+            Edit::Replace(value) => head.field(name, &value),
         }
     }
     // No length, no coding: the body ends when the backend closes. The
@@ -322,6 +339,13 @@ pub fn response<H: HeadOut>(
         let now = pingora::protocols::http::date::get_cached_date();
         head.field(b"Date", now.as_bytes());
     }
+    if let Some(decision) = &compressing {
+        // A body that had a length now goes in chunks.
+        let chunk = matches!(framing, Framing::Length(_));
+        for (name, value) in compress::added_fields(decision, chunk) {
+            head.field(name, value);
+        }
+    }
     if final_head {
         for (name, value) in additions.fields() {
             head.field(name.as_bytes(), value.as_bytes());
@@ -333,6 +357,7 @@ pub fn response<H: HeadOut>(
         reusable: keep_alive && framing != Framing::UntilClose,
         head_len,
         rechunk,
+        coding: compressing.and_then(|d| d.coding),
         head,
     }))
 }

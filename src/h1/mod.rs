@@ -160,8 +160,8 @@ impl Forwarder {
 
 /// Whether anything this request meets reads its headers: the access log
 /// (Host), a rate limit (its key), a sticky cookie, a consistent-hash key,
-/// a redirect (Host), a client's own request id. Only then is the
-/// request's header map built.
+/// a redirect (Host), a client's own request id, compression
+/// (Accept-Encoding). Only then is the request's header map built.
 fn reads_headers(site: &Site, route: &RouteRuntime) -> bool {
     site.access_log.is_some()
         || route.rate_limit.is_some()
@@ -172,6 +172,7 @@ fn reads_headers(site: &Site, route: &RouteRuntime) -> bool {
             .upstream
             .as_ref()
             .is_some_and(|u| u.spec.policy == Policy::ConsistentHash)
+        || route.compress.is_some()
 }
 
 /// Routes whose upstream this path can reach: plain HTTP/1.1 backends (TLS

@@ -81,6 +81,7 @@ fn broken(why: &'static str) -> io::Error {
 
 impl Client for H2Client {
     type Head = Fields;
+    const FRAMES_DATA: bool = true;
 
     fn take_buffered(&mut self, _max: usize, _out: &mut Vec<u8>) -> usize {
         0

@@ -42,6 +42,9 @@ pub struct RequestCtx {
     pub body_allowance: Option<Allowance>,
     /// The route's `timeout` runs out at this instant.
     pub deadline: Option<Instant>,
+    /// The response body's encoder, on Pingora's path, when it is
+    /// compressed ([`crate::compress::pingora`]).
+    pub compress: Option<crate::compress::pingora::BodyEncoder>,
 }
 
 impl RequestCtx {
@@ -61,6 +64,7 @@ impl RequestCtx {
             client_ip: None,
             body_allowance: None,
             deadline: None,
+            compress: None,
         }
     }
 }

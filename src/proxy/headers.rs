@@ -229,6 +229,9 @@ pub struct ResponseAdditions {
     /// The route's `response_headers`.
     rules: Option<Arc<HeaderRules>>,
     request_id: Option<(http::HeaderName, HeaderValue)>,
+    /// The request's compression offer, on a `compress` route: for the
+    /// forwarder's head writer ([`crate::h1::head::response`]).
+    pub compress: Option<crate::compress::Offer>,
 }
 
 const RATE_LIMIT: [&str; 2] = ["RateLimit-Limit", "RateLimit-Remaining"];
@@ -256,6 +259,7 @@ impl ResponseAdditions {
             rate,
             rules,
             request_id: ctx.request_id.clone(),
+            compress: None,
         })
     }
 

@@ -20,7 +20,9 @@
 //! upstream_response_filter ── note the backend's status
 //! response_filter ── hop-by-hop out; response_headers rules, Set-Cookie
 //!                    (sticky), RateLimit-*, request id;
-//!                    Connection: close from SIGQUIT/SIGTERM on
+//!                    Connection: close from SIGQUIT/SIGTERM on;
+//!                    compress: Content-Encoding, Vary (crate::compress)
+//! response_body_filter ── compress: each backend read, flushed
 //! fail_to_proxy ──── error → 502/503/504/400 with a short text body
 //! logging ────────── report the outcome to the breaker; metrics; access log;
 //!                    ctx drops → in-flight count released
@@ -45,6 +47,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
@@ -54,6 +57,7 @@ use pingora::{Error, ErrorType, Result};
 use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
+use crate::compress;
 use crate::config::UpstreamSpec;
 use crate::filters::sticky::StickyKey;
 use crate::policy::body_limit::Allowance;
@@ -347,10 +351,43 @@ impl ProxyHttp for HttpProxy {
         // final answer that early should cost the connection.
         let interim = upstream_response.status.is_informational();
         session.set_close_on_response_before_downstream_finish(!interim);
+        // Before the HTTP/1 fit: an HTTP/1.0 client's compressed body then
+        // loses its chunking too and ends at the close.
+        if let Some(rules) = ctx.route.as_ref().and_then(|r| r.compress.clone()) {
+            let offer = compress::Offer::for_request(&rules, session.req_header());
+            ctx.compress = compress::pingora::apply(&offer, upstream_response)?;
+        }
         if !session.as_ref().is_http2() {
             headers::fit_http1_client(session.req_header().version, upstream_response)?;
         }
         rewrite_response(upstream_response, ctx)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(encoder) = &mut ctx.compress {
+            encoder.filter(body, end_of_stream)?;
+        }
+        Ok(None)
+    }
+
+    /// A compressed body that ends with (unannounced) trailers from an
+    /// HTTP/2 backend: the end of its stream takes their place.
+    async fn response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        _trailers: &mut http::HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Bytes>> {
+        match &mut ctx.compress {
+            Some(encoder) => encoder.finish(),
+            None => Ok(None),
+        }
     }
 
     async fn fail_to_proxy(

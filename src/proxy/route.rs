@@ -8,7 +8,7 @@ use prometheus::{Histogram, IntCounter};
 
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
-use crate::config::{Route, Sticky};
+use crate::config::{Compress, Route, Sticky};
 use crate::filters::rate_limit::Store;
 use crate::policy::{InflightLimit, RoutePolicy};
 use crate::upstream::idle::IdleConns;
@@ -23,6 +23,8 @@ pub struct RouteRuntime {
     pub policy: RoutePolicy,
     pub rate_limit: Option<Store>,
     pub sticky: Option<Sticky>,
+    /// `compress`: `None` costs the request nothing.
+    pub compress: Option<Arc<Compress>>,
     pub duration: Histogram,
     pub rate_limited: IntCounter,
     /// `switchyard_http_requests_total` by status.
@@ -94,6 +96,7 @@ impl RouteRuntime {
                 )
             }),
             sticky: route.sticky.clone(),
+            compress: route.compress.clone(),
             duration,
             rate_limited,
             requests,

@@ -108,6 +108,7 @@ mod tests {
             deny: Vec::new(),
             max_inflight: None,
             timeout: None,
+            compress: None,
         }
     }
 

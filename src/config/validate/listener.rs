@@ -10,6 +10,7 @@ use super::super::path::YamlPath;
 use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::listener_tls;
+use super::compress::compress;
 use super::route_policy;
 use super::{listen_addr, nonzero_duration, valid_token, DEFAULT_TCP_IDLE};
 
@@ -221,6 +222,9 @@ fn route(
     let response_headers = r
         .response_headers
         .and_then(|h| route_policy::header_rules(h, &path.key("response_headers"), p));
+    let compress = r
+        .compress
+        .map(|c| Arc::new(compress(c, &path.key("compress"), p)));
     Some(Route {
         name,
         host,
@@ -237,6 +241,7 @@ fn route(
         deny: route_policy::cidrs(r.deny, &path.key("deny"), p),
         max_inflight: route_policy::max_inflight(r.max_inflight, &path.key("max_inflight"), p),
         timeout: route_policy::timeout(r.timeout.as_ref(), &path.key("timeout"), p),
+        compress,
     })
 }
 

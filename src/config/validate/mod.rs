@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod compress;
 mod listener;
 mod route_policy;
 mod upstream;
