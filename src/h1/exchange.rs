@@ -11,20 +11,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::answer;
-use super::body::{self, Broken, Output};
-use super::client::{self, Client};
-use super::head::{self, Framing, Parsed};
-use super::within::within;
+use super::client::Client;
+use super::head;
 use crate::compress;
-use crate::policy::{self, body_limit::Capped};
-use crate::proxy::{self, choose, drain, headers, respond, RequestCtx, RouteRuntime, Site};
+use crate::policy;
+use crate::proxy::{self, choose, headers, RequestCtx, RouteRuntime, Site};
 use crate::proxy_protocol::{self, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Upstream;
+
+mod reply;
+mod send;
 
 /// The largest response head accepted from a backend.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -131,14 +131,14 @@ pub(crate) async fn forward<C: Client>(
                 refusal.status,
                 None,
                 false,
-                respond::body_for(refusal.status).len(),
+                proxy::respond::body_for(refusal.status).len(),
             )
         }
         // (A route without an upstream redirects: never admitted.)
         (Ok(_), None) => {
             answer(client, 503, &ctx.answer_headers(&[]), client_timeout).await;
             ctx.own_status = Some(503);
-            (503, None, false, respond::body_for(503).len())
+            (503, None, false, proxy::respond::body_for(503).len())
         }
     };
     site.settle(&mut ctx, status, outcome);
@@ -366,229 +366,6 @@ impl<C: Client> Exchange<'_, C> {
         Some(self.answer(429, &extra, None).await.0)
     }
 
-    /// Sends the request on `conn` and reads the response head. Returns it
-    /// with the bytes read after it.
-    async fn exchange(
-        &mut self,
-        conn: &mut TcpStream,
-        wire: &[u8],
-        additions: &headers::ResponseAdditions,
-    ) -> Result<(Box<head::Response<C::Head>>, Vec<u8>), Failed> {
-        let read_timeout = self.upstream.spec.read_timeout;
-        // The head and whatever of the body is already here, in one write.
-        let body_len = match self.body {
-            RequestBody::None => 0,
-            RequestBody::Length(n) => n,
-            RequestBody::Chunked => u64::MAX,
-        };
-        let bodiless = body_len == 0;
-        let mut with_body = Vec::new();
-        let (out, inline) = if bodiless || self.body == RequestBody::Chunked {
-            (wire, 0)
-        } else {
-            with_body.reserve(wire.len() + 256);
-            with_body.extend_from_slice(wire);
-            let inline = self.client.take_buffered(body_len as usize, &mut with_body);
-            (&with_body[..], inline as u64)
-        };
-        match within(read_timeout, conn.write_all(out)).await {
-            Some(Ok(())) => {}
-            Some(Err(_)) if bodiless => return Err(Failed::Stale),
-            Some(Err(_)) => return Err(Failed::Backend),
-            None => return Err(Failed::Timeout),
-        }
-        if inline < body_len {
-            // A body of unknown length goes in chunks, ended by the last
-            // chunk when the client's stream ends.
-            let (framing, output) = match self.body {
-                RequestBody::Chunked => (Framing::UntilClose, Output::Chunked),
-                _ => (Framing::Length(body_len - inline), Output::AsIs),
-            };
-            let gaps = body::Gaps {
-                read: self.client_timeout,
-                write: self.upstream.spec.read_timeout,
-            };
-            let (mut from_backend, mut to_backend) = conn.split();
-            // (A request body is copied as it is: trailers included.)
-            let mut none = Vec::new();
-            let mut byte = [0u8; 1];
-            // The body is read from the client as it comes: a failed read
-            // is the client's, a failed write the backend's. Meanwhile the
-            // backend may answer (or close) before it has the whole body:
-            // that answer is passed on at once, as on Pingora's path, and
-            // the client's connection closes after it (the rest of its body
-            // is never read).
-            let limit = match self.route.policy.max_body_bytes {
-                0 => u64::MAX,
-                n => n,
-            };
-            let mut from_client = Capped::new(&mut *self.client, limit);
-            let relayed = tokio::select! {
-                biased;
-                r = body::relay(&mut from_client, &mut to_backend, framing, output, &[], gaps, &mut none) => Some(r),
-                _ = from_backend.peek(&mut byte) => None,
-            };
-            let over = from_client.over;
-            match relayed {
-                Some(Ok(_)) => {}
-                Some(Err(Broken::From)) if over => return Err(Failed::TooLarge),
-                Some(Err(Broken::From)) => return Err(Failed::Client),
-                Some(Err(Broken::To)) => return Err(Failed::Backend),
-                None => self.body_unfinished = true,
-            }
-        }
-        let head_request = self.req.method == http::Method::HEAD;
-        // Read into spare capacity: nothing is zeroed first.
-        let mut buf: Vec<u8> = Vec::with_capacity(RESPONSE_READ);
-        // An interim response went to the client: the backend answered, so
-        // a close now is a failure, not a stale connection.
-        let mut interim = false;
-        loop {
-            let had = buf.len();
-            if buf.capacity() - had < RESPONSE_READ / 2 {
-                buf.reserve(RESPONSE_READ);
-            }
-            // While the backend thinks, a client that gives up (an HTTP/2
-            // stream reset) ends the exchange: its backend connection is
-            // closed rather than left working for nobody.
-            let read = tokio::time::timeout(read_timeout, conn.read_buf(&mut buf));
-            let client = &mut *self.client;
-            let gone = std::future::poll_fn(|cx| client.poll_gone(cx));
-            let read = tokio::select! {
-                biased;
-                read = read => read,
-                () = gone => return Err(Failed::Client),
-            };
-            let n = match read {
-                Ok(Ok(n)) => n,
-                Ok(Err(_)) if had == 0 && bodiless && !interim => return Err(Failed::Stale),
-                Ok(Err(_)) => return Err(Failed::Backend),
-                Err(_) => return Err(Failed::Timeout),
-            };
-            if n == 0 {
-                return Err(if had == 0 && bodiless && !interim {
-                    Failed::Stale
-                } else {
-                    Failed::Backend
-                });
-            }
-            loop {
-                match head::response::<C::Head>(&buf, head_request, additions) {
-                    Parsed::Partial if buf.len() > MAX_RESPONSE_HEAD => {
-                        return Err(Failed::Backend)
-                    }
-                    Parsed::Partial => break,
-                    Parsed::Malformed => return Err(Failed::Backend),
-                    Parsed::Done(r) if r.status == 101 => return Err(Failed::Backend),
-                    // Interim responses (100, 102, 103) are passed on at
-                    // once (RFC 9110 §15.2), as Pingora's path does.
-                    Parsed::Done(r) if r.status < 200 => {
-                        buf.drain(..r.head_len);
-                        interim = true;
-                        let sent = self.client.send_interim(r.head);
-                        if within(self.client_timeout, sent)
-                            .await
-                            .is_none_or(|r| r.is_err())
-                        {
-                            return Err(Failed::Client);
-                        }
-                    }
-                    Parsed::Done(r) => {
-                        // What follows the head (the body's first bytes)
-                        // stays in this buffer.
-                        buf.drain(..r.head_len);
-                        return Ok((r, buf));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Passes the backend's response on to the client.
-    async fn respond(
-        &mut self,
-        mut conn: TcpStream,
-        index: usize,
-        resp: head::Response<C::Head>,
-        rest: Vec<u8>,
-        client_close: bool,
-        shutdown: &ShutdownWatch,
-    ) -> (u16, Option<Outcome>, bool) {
-        let status = resp.status;
-        self.ctx.upstream_status = Some(status);
-        let outcome = if status >= 500 {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        };
-        let keep = !client_close
-            && !self.body_unfinished
-            && (resp.framing != Framing::UntilClose || resp.rechunk)
-            && !*shutdown.borrow()
-            && !drain::handing_over();
-        let output = self.client.output(&resp);
-        let ends = client::bodiless(&resp);
-        let head::Response {
-            head,
-            framing,
-            reusable,
-            coding,
-            ..
-        } = resp;
-        let sent = within(self.client_timeout, self.client.send_head(head, keep, ends)).await;
-        if !matches!(sent, Some(Ok(()))) {
-            return (status, None, false);
-        }
-        // A client that stops taking the body (an HTTP/1 client that does
-        // not read, an HTTP/2 one that withholds its window) is given up on
-        // after the client timeout, as a silent backend is after its own.
-        let gaps = body::Gaps {
-            read: self.upstream.spec.read_timeout,
-            write: self.client_timeout,
-        };
-        let mut trailers = Vec::new();
-        let to = &mut Counted(self);
-        let relayed = match coding {
-            // Boxed: its state would otherwise enlarge every connection's
-            // future, compressing or not.
-            Some(coding) => {
-                let chunked = !C::FRAMES_DATA;
-                Box::pin(compress::relay(
-                    &mut conn,
-                    to,
-                    framing,
-                    coding,
-                    chunked,
-                    &rest,
-                    gaps,
-                    &mut trailers,
-                ))
-                .await
-            }
-            None => body::relay(&mut conn, to, framing, output, &rest, gaps, &mut trailers).await,
-        };
-        match relayed {
-            Ok(left) => {
-                let ended = within(self.client_timeout, self.client.end(&trailers)).await;
-                // (Not when the request body was cut short: the backend
-                // still waits for the rest of it.)
-                if reusable && left.is_empty() && !self.body_unfinished {
-                    self.route.idle.put(index, conn, self.owner().copied());
-                }
-                let client_ok = matches!(ended, Some(Ok(())));
-                (status, Some(outcome), keep && client_ok)
-            }
-            // Cut short by the backend: the client must not mistake the
-            // response for complete, so its connection closes (its
-            // stream is reset).
-            Err(Broken::From) => {
-                within(self.client_timeout, self.client.abort()).await;
-                (status, Some(Outcome::Failure), false)
-            }
-            Err(Broken::To) => (status, None, false),
-        }
-    }
-
     /// Answers `code` itself (and closes): the status, the breaker outcome,
     /// keep-alive off.
     async fn answer(
@@ -601,37 +378,5 @@ impl<C: Client> Exchange<'_, C> {
         let extra = self.ctx.answer_headers(extra);
         answer(self.client, code, &extra, self.client_timeout).await;
         (code, outcome, false)
-    }
-}
-
-/// The client side of a response body: counts what is sent.
-struct Counted<'e, 'a, C>(&'e mut Exchange<'a, C>);
-
-impl<C: Client> tokio::io::AsyncWrite for Counted<'_, '_, C> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = &mut *self.0;
-        let polled = std::pin::Pin::new(&mut *this.client).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = &polled {
-            this.sent += n;
-        }
-        polled
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.0.client).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.0.client).poll_shutdown(cx)
     }
 }
