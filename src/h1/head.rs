@@ -291,6 +291,7 @@ pub fn response<H: HeadOut>(
     // Interim (1xx) heads are passed on as they are; what the request
     // earned (cookie, rate-limit headers) goes on the final one.
     let final_head = status >= 200;
+    let replacing = final_head && additions.replaces_any();
     // On a `compress` route: whether the body is compressed, and `Vary`.
     let mut compressing = additions.compress.as_ref().map(|offer| {
         let fields = parsed.headers.iter().map(|l| (l.name.as_bytes(), l.value));
@@ -311,7 +312,7 @@ pub fn response<H: HeadOut>(
         // must then not be passed on.
         let overridden = coded && name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes());
         // The additions replace the backend's lines of their names.
-        let replaced = final_head && additions.replaces(name);
+        let replaced = replacing && additions.replaces(name);
         let dropped = overridden
             || replaced
             || headers::is_hop_by_hop(name, &RESPONSE_HOP_BY_HOP, &connection);
@@ -347,9 +348,7 @@ pub fn response<H: HeadOut>(
         }
     }
     if final_head {
-        for (name, value) in additions.fields() {
-            head.field(name.as_bytes(), value.as_bytes());
-        }
+        additions.each_field(|name, value| head.field(name, value));
     }
     Parsed::Done(Box::new(Response {
         status,

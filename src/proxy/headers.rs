@@ -43,6 +43,7 @@ pub const REQUEST_HOP_BY_HOP: [&str; 10] = [
 
 /// The hop-by-hop rule: `name` is one of `fixed`, or a token of one of the
 /// message's `Connection` values.
+#[inline]
 pub fn is_hop_by_hop(name: &[u8], fixed: &[&str], connection: &[&[u8]]) -> bool {
     fixed
         .iter()
@@ -58,7 +59,15 @@ pub fn nominates(value: &[u8]) -> bool {
 }
 
 /// `value` is a comma-separated list with `token` in it (any case).
+#[inline]
 pub fn has_token(value: &[u8], token: &[u8]) -> bool {
+    // The usual value is the one token (`Connection: keep-alive`).
+    if value.eq_ignore_ascii_case(token) {
+        return true;
+    }
+    if !value.contains(&b',') {
+        return value.trim_ascii().eq_ignore_ascii_case(token);
+    }
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -263,6 +272,35 @@ impl ResponseAdditions {
         })
     }
 
+    /// Whether any backend line may give way ([`Self::replaces`]): most
+    /// responses have nothing to add.
+    #[inline]
+    pub fn replaces_any(&self) -> bool {
+        self.rate.is_some() || self.request_id.is_some() || self.rules.is_some()
+    }
+
+    /// Calls `f` with each added header, in order: the route's rules, then
+    /// ours.
+    #[inline]
+    pub fn each_field(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        if let Some(rules) = &self.rules {
+            for (name, value) in rules.lines() {
+                f(name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+        if let Some(c) = &self.set_cookie {
+            f(b"Set-Cookie", c.as_bytes());
+        }
+        if let Some(rate) = &self.rate {
+            for (name, value) in RATE_LIMIT.into_iter().zip(rate) {
+                f(name.as_bytes(), value.as_bytes());
+            }
+        }
+        if let Some((name, value)) = &self.request_id {
+            f(name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+
     /// The backend's header `name` gives way: to one of ours, or to the
     /// route's rules (`set`, `remove`).
     pub fn replaces(&self, name: &[u8]) -> bool {
@@ -273,19 +311,6 @@ impl ResponseAdditions {
                 .as_ref()
                 .is_some_and(|(n, _)| ours(n.as_str()))
             || self.rules.as_ref().is_some_and(|r| r.drops(name))
-    }
-
-    /// The added headers, in order: the route's rules, then ours.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &HeaderValue)> {
-        let rules = self
-            .rules
-            .iter()
-            .flat_map(|r| r.lines())
-            .map(|(n, v)| (n.as_str(), v));
-        let cookie = self.set_cookie.iter().map(|c| ("Set-Cookie", c));
-        let rate = self.rate.iter().flat_map(|r| RATE_LIMIT.into_iter().zip(r));
-        let id = self.request_id.iter().map(|(n, v)| (n.as_str(), v));
-        rules.chain(cookie).chain(rate).chain(id)
     }
 
     /// Adds them to a response head on the Pingora path.
