@@ -73,11 +73,15 @@ pub fn rewrite_fields<'a>(
     lines: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
 ) {
     let mut kept = Vec::with_capacity(fields.len() + 64);
-    for line in fields.split_inclusive(|&b| b == b'\n') {
-        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+    let mut rest = &fields[..];
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, next) = rest.split_at(end);
+        let name = &line[..memchr::memchr(b':', line).unwrap_or(line.len())];
         if !drops(name) {
             kept.extend_from_slice(line);
         }
+        rest = next;
     }
     for (name, value) in lines {
         kept.extend_from_slice(name.as_str().as_bytes());

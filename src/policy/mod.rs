@@ -161,14 +161,20 @@ pub fn request_fields<'f>(
     if id.is_none() && policy.request_headers.is_none() {
         return Cow::Borrowed(fields);
     }
+    // One pass: the id replaces the client's lines of its name, then the
+    // rules act on everything (the id included).
+    let rules = policy.request_headers.as_ref();
+    let drops = |n: &[u8]| {
+        let id_named = id.is_some_and(|(name, _)| n.eq_ignore_ascii_case(name.as_str().as_bytes()));
+        let ruled = rules.is_some_and(|r| r.drops(n));
+        id_named || ruled
+    };
+    let id_line = id
+        .filter(|(name, _)| !rules.is_some_and(|r| r.drops(name.as_str().as_bytes())))
+        .map(|(name, value)| (name, value));
+    let rule_lines = rules.into_iter().flat_map(|r| r.lines());
     let mut out = fields.to_vec();
-    if let Some((name, value)) = id {
-        let named = |n: &[u8]| n.eq_ignore_ascii_case(name.as_str().as_bytes());
-        header_rules::rewrite_fields(&mut out, named, std::iter::once((name, value)));
-    }
-    if let Some(rules) = &policy.request_headers {
-        rules.apply_to_fields(&mut out);
-    }
+    header_rules::rewrite_fields(&mut out, drops, id_line.into_iter().chain(rule_lines));
     Cow::Owned(out)
 }
 
@@ -266,6 +272,48 @@ mod tests {
         assert_eq!(refused.headers, [("Retry-After", "1".to_string())]);
         drop(slot);
         assert!(status("10.0.0.5", None).is_ok());
+    }
+
+    #[test]
+    fn the_backend_gets_the_id_then_the_rules_in_one_pass() {
+        let rules = HeaderRules {
+            set: vec![(
+                HeaderName::from_static("x-env"),
+                HeaderValue::from_static("prod"),
+            )],
+            add: Vec::new(),
+            remove: vec![HeaderName::from_static("x-debug")],
+        };
+        let policy = RoutePolicy {
+            request_headers: Some(rules),
+            ..Default::default()
+        };
+        let id = (
+            HeaderName::from_static("x-request-id"),
+            HeaderValue::from_static("abc"),
+        );
+        let fields = b"Host: a\r\nX-Request-Id: theirs\r\nX-Debug: 1\r\nX-Env: dev\r\n";
+        let out = request_fields(fields, &policy, Some(&id));
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "Host: a\r\nx-request-id: abc\r\nx-env: prod\r\n"
+        );
+        // A rule that removes the id's header wins over it.
+        let policy = RoutePolicy {
+            request_headers: Some(HeaderRules {
+                remove: vec![HeaderName::from_static("x-request-id")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let out = request_fields(fields, &policy, Some(&id));
+        assert!(!std::str::from_utf8(&out).unwrap().contains("request-id"));
+        // Nothing to do: the fields as they are, not copied.
+        let plain = RoutePolicy::default();
+        assert!(matches!(
+            request_fields(fields, &plain, None),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -30,7 +30,7 @@ mod consistent_hash;
 mod least_conn;
 mod p2c;
 mod random;
-mod rng;
+pub(crate) mod rng;
 mod round_robin;
 #[cfg(test)]
 mod testing;

@@ -1,4 +1,5 @@
-//! A cheap per-thread random source for the random and p2c policies.
+//! A cheap per-thread random source for the random and p2c policies (and
+//! request ids, [`crate::policy::request_id`]).
 //!
 //! wyrand (Wang Yi's 64-bit generator, as in `fastrand`): one add and one
 //! 64×64→128 multiply per number, state in a thread-local, seeded once per
@@ -23,7 +24,8 @@ pub fn seed_thread(seed: u64) {
     STATE.with(|s| s.set(seed));
 }
 
-fn next_u64() -> u64 {
+/// The next 64 random bits.
+pub(crate) fn next_u64() -> u64 {
     STATE.with(|s| {
         let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
         s.set(x);
