@@ -36,34 +36,46 @@ impl HeaderRules {
         rewrite_fields(fields, |name| self.drops(name), self.lines());
     }
 
-    /// Applies the rules to a request head (Pingora's path).
-    pub fn apply_to_request(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+    /// Applies the rules to a request or response head (Pingora's path).
+    pub fn apply_to<H: EditHead>(&self, head: &mut H) -> pingora::Result<()> {
         for name in &self.remove {
-            req.remove_header(name);
+            head.remove(name);
         }
         for (name, value) in &self.set {
-            req.insert_header(name.clone(), value.clone())?;
+            head.insert(name, value)?;
         }
         for (name, value) in &self.add {
-            req.append_header(name.clone(), value.clone())?;
-        }
-        Ok(())
-    }
-
-    /// Applies the rules to a response head (Pingora's path).
-    pub fn apply_to_response(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
-        for name in &self.remove {
-            resp.remove_header(name);
-        }
-        for (name, value) in &self.set {
-            resp.insert_header(name.clone(), value.clone())?;
-        }
-        for (name, value) in &self.add {
-            resp.append_header(name.clone(), value.clone())?;
+            head.append(name, value)?;
         }
         Ok(())
     }
 }
+
+/// Pingora's request and response heads, as the rules edit them.
+pub trait EditHead {
+    fn remove(&mut self, name: &HeaderName);
+    fn insert(&mut self, name: &HeaderName, value: &HeaderValue) -> pingora::Result<()>;
+    fn append(&mut self, name: &HeaderName, value: &HeaderValue) -> pingora::Result<()>;
+}
+
+macro_rules! edit_head {
+    ($head:ty) => {
+        impl EditHead for $head {
+            fn remove(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+            fn insert(&mut self, name: &HeaderName, value: &HeaderValue) -> pingora::Result<()> {
+                self.insert_header(name.clone(), value.clone())
+            }
+            fn append(&mut self, name: &HeaderName, value: &HeaderValue) -> pingora::Result<()> {
+                self.append_header(name.clone(), value.clone()).map(|_| ())
+            }
+        }
+    };
+}
+
+edit_head!(RequestHeader);
+edit_head!(ResponseHeader);
 
 /// Rewrites header lines (`Name: value\r\n` each): the lines whose name
 /// `drops` are removed, then `lines` appended.
@@ -128,7 +140,7 @@ mod tests {
         req.append_header("X-Env", "qa").unwrap();
         req.append_header("X-Debug", "1").unwrap();
         req.append_header("X-Tag", "client").unwrap();
-        rules().apply_to_request(&mut req).unwrap();
+        rules().apply_to(&mut req).unwrap();
         let all = |n: &str| -> Vec<&str> {
             req.headers
                 .get_all(n)

@@ -188,7 +188,7 @@ pub fn apply_to_request(
         req.insert_header(name.clone(), value.clone())?;
     }
     match &policy.request_headers {
-        Some(rules) => rules.apply_to_request(req),
+        Some(rules) => rules.apply_to(req),
         None => Ok(()),
     }
 }

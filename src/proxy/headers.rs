@@ -316,7 +316,7 @@ impl ResponseAdditions {
     /// Adds them to a response head on the Pingora path.
     pub fn apply(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
         if let Some(rules) = &self.rules {
-            rules.apply_to_response(resp)?;
+            rules.apply_to(resp)?;
         }
         if let Some(c) = &self.set_cookie {
             resp.append_header("Set-Cookie", c)?;
