@@ -2,7 +2,7 @@
 //! orders them, their health and their live load.
 //!
 //! A policy is a Pingora `BackendSelection`, walked by [`Walk<S>`];
-//! [`Pick`] erases the policy type once, and [`Upstream::build`] holds the one `match` on the configured
+//! [`Pick`] erases the policy type once, and `picker` holds the one `match` on the configured
 //! policy. Everything else talks to `Upstream` by backend *index* (config
 //! order), which is also the index of the load table and metrics.
 //!
