@@ -76,7 +76,7 @@ pub async fn handle(
     let presented = req
         .headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        .and_then(|v| bearer(v.as_bytes()));
     if !presented.is_some_and(|p| constant_time_eq(p, token.0.as_bytes())) {
         return text(
             StatusCode::UNAUTHORIZED,
@@ -137,6 +137,13 @@ pub async fn handle(
         ),
         Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
     }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value (the scheme
+/// is case-insensitive, RFC 9110).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 fn text(status: StatusCode, msg: &str) -> Answer {
@@ -245,6 +252,14 @@ mod tests {
             !constant_time_eq(b"\0", b""),
             "padding must not make lengths equal"
         );
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Basic abcdef"), None);
+        assert_eq!(bearer(b"Bearer"), None);
     }
 
     fn target(upstream: &str, addr: &str, action: Action) -> Option<Target> {
