@@ -266,3 +266,32 @@ fn check_rejects_an_unreadable_or_empty_token_file() {
         assert!(all.contains("line 3: error"), "names the line: {all}");
     }
 }
+
+#[test]
+fn consistent_hash_follows_a_new_weight() {
+    let b = backends("ch", 2);
+    let (_dir, file) = token_file();
+    let p = proxy(
+        Some(&file),
+        "consistent_hash\n    hash_key: header:X-User",
+        "",
+        &b,
+    );
+    let path = backend_path(&b[0], "weight");
+    let r = write(&p, "PUT", &path, Some(TOKEN), "1000");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // 1000 to 1: the ring is rebuilt, so nearly every key lands on b[0]
+    // (at 1 to 1, 17 of 20 would happen about once in a thousand runs).
+    let on_first = (0..20)
+        .filter(|k| {
+            let raw = format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-User: user-{k}\r\nConnection: close\r\n\r\n"
+            );
+            send(p.http, raw.as_bytes()).backend() == Some(b[0].name.as_str())
+        })
+        .count();
+    assert!(
+        on_first >= 17,
+        "only {on_first} of 20 keys on the heavy backend"
+    );
+}
