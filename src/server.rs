@@ -267,6 +267,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             upstreams: upstreams.values().cloned().collect(),
             listeners: config.listeners.clone(),
             started: std::time::Instant::now(),
+            token: admin.token.clone(),
         };
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());

@@ -1,11 +1,13 @@
 //! The admin listener: `GET /` (the status page, for people), `GET /metrics`
-//! (Prometheus text), `GET /status` (JSON), `GET /healthz` (`ok`). Anything
-//! else is a 404; other methods 405. It is a plain Pingora HTTP app on its
-//! own service and thread.
+//! (Prometheus text), `GET /status` (JSON), `GET /healthz` (`ok`), and the
+//! write API under `/upstreams/` ([`write`], bearer token). Anything else is
+//! a 404; other methods 405 (`POST /reload`: 501, not implemented yet). It
+//! is a plain Pingora HTTP app on its own service and thread.
 
 pub mod metrics;
 pub mod status;
 pub mod status_counters;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +19,7 @@ use pingora::protocols::http::ServerSession;
 
 pub use metrics::Metrics;
 
-use crate::config::Listener;
+use crate::config::{AdminToken, Listener};
 use crate::upstream::Upstream;
 
 /// The status page: one self-contained file (inline CSS and JS, no external
@@ -29,12 +31,26 @@ pub struct AdminApp {
     pub upstreams: Vec<Arc<Upstream>>,
     pub listeners: Vec<Listener>,
     pub started: Instant,
+    /// The write API's bearer token; `None` = writes refused (403).
+    pub token: Option<AdminToken>,
 }
 
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        let writing = req.method == Method::POST || req.method == Method::PUT;
+        if writing && write::is_write_path(req.uri.path()) {
+            let (status, body) = write::handle(session, self.token.as_ref(), &self.upstreams).await;
+            return reply(status, "text/plain", body.into_bytes());
+        }
+        if req.method == Method::POST && req.uri.path() == "/reload" {
+            return reply(
+                StatusCode::NOT_IMPLEMENTED,
+                "text/plain",
+                b"reload is not implemented yet; use switchyard upgrade\n".to_vec(),
+            );
+        }
         if req.method != Method::GET && req.method != Method::HEAD {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,

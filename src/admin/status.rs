@@ -65,7 +65,11 @@ pub struct UpstreamStatus<'a> {
 #[derive(Serialize)]
 pub struct BackendStatus<'a> {
     pub addr: &'a str,
+    /// The weight selection uses now: the runtime one, 0 when drained or
+    /// disabled.
     pub weight: u32,
+    /// `enabled`, `drain` or `disabled` (the write API's doing).
+    pub admin_state: &'static str,
     pub up: bool,
     pub inflight: usize,
     pub circuit: &'static str,
@@ -96,7 +100,8 @@ pub fn snapshot<'a>(
                 .enumerate()
                 .map(|(i, b)| BackendStatus {
                     addr: &b.addr,
-                    weight: b.weight,
+                    weight: u.admin_override(i).effective_weight(),
+                    admin_state: u.admin_override(i).state.name(),
                     up: u.healthy(i),
                     inflight: u.inflight(i),
                     circuit: u.circuit(i).name(),

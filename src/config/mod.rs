@@ -22,6 +22,7 @@ pub use duration::parse_duration;
 pub use model::*;
 pub use path::YamlPath;
 pub use problem::{ConfigError, Problem, Problems, Severity};
+pub use validate::{MAX_RING_WEIGHT, MAX_WEIGHT};
 
 use lines::LineIndex;
 

@@ -46,6 +46,19 @@ pub struct ServerSettings {
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
+    /// The write API's bearer token (the content of `admin.token_file`,
+    /// trimmed); `None` = every write request gets 403.
+    pub token: Option<AdminToken>,
+}
+
+/// A secret: its `Debug` never shows it, so it never reaches a log.
+#[derive(Clone)]
+pub struct AdminToken(pub Arc<str>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,8 @@ pub struct RawRequestId {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    /// File holding the write API's bearer token; absent = writes refused.
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

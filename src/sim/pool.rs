@@ -69,7 +69,7 @@ impl Pool {
         let ctx = SelectionContext {
             load: Arc::clone(&load),
         };
-        let set: BTreeSet<_> = members(&specs).into_iter().collect();
+        let set: BTreeSet<_> = members(&specs, |i| specs[i].weight).into_iter().collect();
         let picker = match policy {
             Policy::RoundRobin => picker::<selection::RoundRobin>(set, ctx),
             Policy::WeightedRoundRobin => picker::<selection::WeightedRoundRobin>(set, ctx),

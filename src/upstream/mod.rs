@@ -2,13 +2,14 @@
 //! orders them, their health and their live load.
 //!
 //! A policy is a Pingora `BackendSelection`, walked by [`Walk<S>`];
-//! [`Pick`] erases the policy type once, and [`Upstream::build`] holds the one `match` on the configured
+//! [`Pick`] erases the policy type once, and `picker` holds the one `match` on the configured
 //! policy. Everything else talks to `Upstream` by backend *index* (config
 //! order), which is also the index of the load table and metrics.
 //!
 //! Whether a backend may take a request is decided in one place,
 //! [`Upstream::select`]: healthy (as the health checks last flipped it), not draining
-//! (weight 0), not already tried by this request, admitted by slow start
+//! (weight 0, configured or set at runtime) nor disabled by an operator
+//! ([`admin_state`]), not already tried by this request, admitted by slow start
 //! while it ramps, and — last, because a half-open admission spends a probe —
 //! allowed by its circuit breaker. Policies only order candidates.
 //!
@@ -17,6 +18,7 @@
 //! where the passive health signal (connect errors, timeouts, resets, 5xx)
 //! reaches the breaker.
 
+pub mod admin_state;
 pub mod breaker;
 pub mod hash_key;
 pub mod health;
@@ -30,6 +32,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use futures::FutureExt;
 use pingora::lb::discovery::Static;
 use pingora::lb::selection::{BackendIter, BackendSelection};
@@ -38,6 +41,7 @@ use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 
 use crate::config::{BackendSpec, Policy, UpstreamSpec};
+use admin_state::Overrides;
 use breaker::{Breakers, Outcome, Permit, State};
 use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
@@ -111,10 +115,17 @@ where
 
 pub struct Upstream {
     pub spec: Arc<UpstreamSpec>,
-    picker: Arc<dyn Pick>,
+    /// The policy's selector over the current weights; swapped whole when an
+    /// operator changes one (rare), read without a lock.
+    picker: ArcSwap<Box<dyn Pick>>,
+    ctx: SelectionContext,
     load: Arc<LoadTable>,
     health: Arc<HealthEvents>,
     breakers: Breakers,
+    overrides: Overrides,
+    /// Serializes admin writes, so the last rebuild sees the last write.
+    /// Never taken on the request path.
+    writing: std::sync::Mutex<()>,
 }
 
 /// One try of one request on one backend: counts as in flight until dropped,
@@ -136,37 +147,30 @@ impl Upstream {
         let ctx = SelectionContext {
             load: Arc::clone(&load),
         };
-        let members = members(&spec.backends);
         let names = spec.backends.iter().map(|b| b.addr.clone()).collect();
         let health = HealthEvents::new(&spec.name, names);
-        let set: BTreeSet<Backend> = members.into_iter().collect();
-        let parts = Parts {
-            spec: &spec,
-            set,
-            ctx,
-            health: &health,
-        };
-        let (picker, service) = match spec.policy {
-            Policy::RoundRobin => balancer::<selection::RoundRobin>(parts),
-            Policy::WeightedRoundRobin => balancer::<selection::WeightedRoundRobin>(parts),
-            Policy::LeastConn => balancer::<selection::LeastConn>(parts),
-            Policy::P2c => balancer::<selection::P2c>(parts),
-            Policy::ConsistentHash => balancer::<selection::ConsistentHash>(parts),
-            Policy::Random => balancer::<selection::Random>(parts),
-        };
+        let set: BTreeSet<Backend> = members(&spec.backends, |i| spec.backends[i].weight)
+            .into_iter()
+            .collect();
+        let picker = picker(spec.policy, &set, &ctx, &health);
+        let service = health_service(&spec, set, ctx.clone(), &health);
         let breakers = Breakers::new(spec.circuit_breaker.as_ref(), spec.backends.len());
+        let overrides = Overrides::new(spec.backends.iter().map(|b| b.weight));
         let upstream = Self {
             spec,
-            picker,
+            picker: ArcSwap::from_pointee(picker),
+            ctx,
             load,
             health,
             breakers,
+            overrides,
+            writing: std::sync::Mutex::new(()),
         };
         (Arc::new(upstream), service)
     }
 
     /// The backend for this attempt: the policy's first choice among backends
-    /// that are healthy, not draining (weight 0), not in `tried`, admitted by
+    /// that are healthy, not draining (weight 0) nor disabled, not in `tried`, admitted by
     /// slow start while ramping, and allowed by their breaker. If slow start
     /// turned every candidate away, the policy's choice without it is used:
     /// a ramping backend is better than none.
@@ -174,7 +178,8 @@ impl Upstream {
         let backends = &self.spec.backends;
         let now = Instant::now();
         let permit = Cell::new(None);
-        let usable = |i: usize| backends[i].weight > 0 && !tried.contains(&i);
+        let usable =
+            |i: usize| i < backends.len() && self.overrides.takes_new(i) && !tried.contains(&i);
         let admit = |i: usize| match self.breakers.try_acquire(i, now) {
             Some(p) => {
                 permit.set(Some(p));
@@ -182,20 +187,24 @@ impl Upstream {
             }
             None => false,
         };
-        let index = self
-            .picker
+        let picker = self.picker.load();
+        let index = picker
             .pick(key, &|i| {
                 usable(i) && self.slow_start_admits(i, now) && admit(i)
             })
-            .or_else(|| self.picker.pick(key, &|i| usable(i) && admit(i)))?;
+            .or_else(|| picker.pick(key, &|i| usable(i) && admit(i)))?;
         Some(self.attempt(index, permit.take()))
     }
 
     /// Backend `index` itself (a sticky client's), if it is healthy, not in
-    /// `tried` and its breaker allows it. Draining does not matter here:
-    /// weight 0 only stops *new* clients.
+    /// `tried`, not disabled by an operator, and its breaker allows it.
+    /// Draining does not matter here: weight 0 only stops *new* clients.
     pub fn select_pinned(&self, index: usize, tried: &[usize]) -> Option<Attempt> {
-        if index >= self.spec.backends.len() || tried.contains(&index) || !self.healthy(index) {
+        if index >= self.spec.backends.len()
+            || tried.contains(&index)
+            || !self.healthy(index)
+            || !self.overrides.serves(index)
+        {
             return None;
         }
         let permit = self.breakers.try_acquire(index, Instant::now())?;
@@ -234,7 +243,6 @@ impl Upstream {
         share >= 1.0 || rand::random::<f64>() < share
     }
 
-    /// Whether backend `index` passes its health checks.
     /// Whether backend `index` passes its health checks (always, without).
     pub fn healthy(&self, index: usize) -> bool {
         self.health.is_up(index)
@@ -249,15 +257,16 @@ impl Upstream {
     }
 }
 
-/// Pingora backends in config order, each carrying its index.
-pub(crate) fn members(specs: &[BackendSpec]) -> Vec<Backend> {
+/// Pingora backends in config order, each carrying its index, with the
+/// weight `weight(index)` gives.
+pub(crate) fn members(specs: &[BackendSpec], weight: impl Fn(usize) -> u32) -> Vec<Backend> {
     specs
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let mut backend = Backend {
                 addr: pingora::protocols::l4::socket::SocketAddr::Inet(b.socket),
-                weight: b.weight as usize,
+                weight: weight(i) as usize,
                 ext: Default::default(),
             };
             backend.ext.insert(BackendIndex(i));
@@ -281,35 +290,40 @@ where
     lb
 }
 
-/// What every policy's balancer is built from.
-struct Parts<'a> {
-    spec: &'a UpstreamSpec,
-    set: BTreeSet<Backend>,
-    ctx: SelectionContext,
-    health: &'a Arc<HealthEvents>,
+/// The configured policy's selector over `set`: the one `match` on the
+/// policy. Run at start and again when an operator changes a weight.
+fn picker(
+    policy: Policy,
+    set: &BTreeSet<Backend>,
+    ctx: &SelectionContext,
+    health: &Arc<HealthEvents>,
+) -> Box<dyn Pick> {
+    let h = Arc::clone(health);
+    match policy {
+        Policy::RoundRobin => Box::new(walk::<selection::RoundRobin>(set, ctx, h)),
+        Policy::WeightedRoundRobin => Box::new(walk::<selection::WeightedRoundRobin>(set, ctx, h)),
+        Policy::LeastConn => Box::new(walk::<selection::LeastConn>(set, ctx, h)),
+        Policy::P2c => Box::new(walk::<selection::P2c>(set, ctx, h)),
+        Policy::ConsistentHash => Box::new(walk::<selection::ConsistentHash>(set, ctx, h)),
+        Policy::Random => Box::new(walk::<selection::Random>(set, ctx, h)),
+    }
 }
 
-/// A `LoadBalancer<S>` over the upstream's backends. With a health check it
-/// runs as a background service (returned for the server to add): every
-/// `interval`, all backends checked in parallel.
-fn balancer<S>(p: Parts<'_>) -> (Arc<dyn Pick>, Option<HealthService>)
-where
-    S: BackendSelection<Config = SelectionContext> + Send + Sync + 'static,
-    S::Iter: BackendIter,
-{
-    let picker: Arc<dyn Pick> = Arc::new(walk::<S>(&p.set, &p.ctx, Arc::clone(p.health)));
-    let Some(check) = &p.spec.health_check else {
-        return (picker, None);
-    };
-    // Pingora's balancer only runs the checks; picks use the walk.
-    let mut lb = load_balancer::<S>(p.set, p.ctx);
-    lb.set_health_check(health::build(
-        check,
-        p.spec.tls.as_ref(),
-        Arc::clone(p.health),
-    ));
+/// With a health check, a `LoadBalancer` that runs it as a background
+/// service (returned for the server to add): every `interval`, all backends
+/// checked in parallel. Picks use the walk, so its own selector is the
+/// cheapest one, round robin.
+fn health_service(
+    spec: &UpstreamSpec,
+    set: BTreeSet<Backend>,
+    ctx: SelectionContext,
+    health: &Arc<HealthEvents>,
+) -> Option<HealthService> {
+    let check = spec.health_check.as_ref()?;
+    let mut lb = load_balancer::<selection::RoundRobin>(set, ctx);
+    lb.set_health_check(health::build(check, spec.tls.as_ref(), Arc::clone(health)));
     lb.health_check_frequency = Some(check.interval);
     lb.parallel_health_check = true;
-    let service = background_service(&format!("health checks {}", p.spec.name), lb);
-    (picker, Some(Box::new(service)))
+    let service = background_service(&format!("health checks {}", spec.name), lb);
+    Some(Box::new(service))
 }

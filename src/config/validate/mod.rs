@@ -184,7 +184,29 @@ fn admin(a: RawAdmin, path: &YamlPath, p: &mut Problems) -> Option<AdminSettings
             .hint("e.g. listen: 127.0.0.1:9901");
         return None;
     };
-    listen_addr(&listen, &path.key("listen"), p).map(|listen| AdminSettings { listen })
+    let token = a
+        .token_file
+        .and_then(|f| admin_token(&f, &path.key("token_file"), p));
+    listen_addr(&listen, &path.key("listen"), p).map(|listen| AdminSettings { listen, token })
+}
+
+/// The write API's token: the file's content, trimmed. The file is read at
+/// `check` (and start), so a missing or empty one is an error then, not a
+/// surprise 401 later. The token itself is never part of a message.
+fn admin_token(file: &str, path: &YamlPath, p: &mut Problems) -> Option<AdminToken> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if !text.trim().is_empty() => Some(AdminToken(text.trim().into())),
+        Ok(_) => {
+            p.error(path, format!("token file \"{file}\" is empty"))
+                .hint("write the bearer token into it, e.g. `openssl rand -hex 32 > FILE`");
+            None
+        }
+        Err(e) => {
+            p.error(path, format!("cannot read token file \"{file}\": {e}"))
+                .hint("give a readable file that holds the write API's bearer token");
+            None
+        }
+    }
 }
 
 /// Listen addresses must be literal `ip:port` (IPv6 in brackets); binding to
