@@ -19,6 +19,13 @@
 //! box of its own, like the TLS handshake, within `server.header_timeout`),
 //! bytes read past it are put back, and its source becomes the socket
 //! digest's peer address: the client address of everything above.
+//!
+//! Each connection's task holds its
+//! [`OpenConn`](crate::conn_limit::OpenConn) (the listener's open
+//! connections gauge; 32 bytes more per task); under
+//! `max_connections_per_ip` a connection from an IP at the cap is closed at
+//! once, unanswered: at accept, or with `proxy_protocol` once the header
+//! named the client.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -34,6 +41,8 @@ use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::conn_limit::ConnLimit;
+
 /// How long a client may take over its TLS handshake (Pingora's limit).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pending connections the kernel may queue (Pingora's backlog).
@@ -46,18 +55,26 @@ pub struct Listener<A> {
     tls: Option<TlsSettings>,
     /// `proxy_protocol`: the time a connection gets to send its header.
     proxy_header: Option<Duration>,
+    conns: Arc<ConnLimit>,
     app: Option<A>,
 }
 
 impl<A> Listener<A> {
     /// `addr` is the key of this socket in the fd table passed on upgrade, so
     /// it must be spelled the same way in the old and the new instance.
-    pub fn new(name: String, addr: String, tls: Option<TlsSettings>, app: A) -> Self {
+    pub fn new(
+        name: String,
+        addr: String,
+        tls: Option<TlsSettings>,
+        conns: Arc<ConnLimit>,
+        app: A,
+    ) -> Self {
         Self {
             name,
             addr,
             tls,
             proxy_header: None,
+            conns,
             app: Some(app),
         }
     }
@@ -113,6 +130,11 @@ where
                     let Ok(socket) = socket.into_std() else {
                         continue;
                     };
+                    let mut conn = self.conns.open();
+                    if self.proxy_header.is_none() && !conn.admit(peer.ip()) {
+                        // Over the per-IP cap: closed here, unanswered.
+                        continue;
+                    }
                     let (app, tls, shutdown) = (Arc::clone(&app), tls.clone(), shutdown.clone());
                     let handle = pingora_runtime::current_handle();
                     // Two tasks rather than one with a branch: a listener
@@ -122,14 +144,19 @@ where
                             if let Ok(socket) = TcpStream::from_std(socket) {
                                 serve(connection(socket, peer), app, tls, shutdown).await;
                             }
+                            drop(conn);
                         }),
                         Some(timeout) => handle.spawn(async move {
                             let Ok(socket) = TcpStream::from_std(socket) else {
                                 return;
                             };
-                            if let Some(l4) = proxied(socket, peer, timeout).await {
+                            let Some((l4, client)) = proxied(socket, peer, timeout).await else {
+                                return;
+                            };
+                            if conn.admit(client.ip()) {
                                 serve(l4, app, tls, shutdown).await;
                             }
+                            drop(conn);
                         }),
                     };
                 }
@@ -211,15 +238,18 @@ fn set_peer(l4: &mut L4Stream, peer: SocketAddr) {
     l4.set_socket_digest(digest);
 }
 
+/// A connection past its PROXY header, and the client address it named.
+type Proxied = (Box<L4Stream>, SocketAddr);
+
 /// The connection once its PROXY header is read (before any TLS), its
-/// source as the peer; `None` (the connection is dropped, nothing
-/// answered) for a missing, malformed or late header. Boxed like the TLS
-/// handshake: listeners without `proxy_protocol` carry none of its state.
+/// source as the peer (and returned); `None` (the connection is dropped,
+/// nothing answered) for a missing, malformed or late header. Boxed like the
+/// TLS handshake: listeners without `proxy_protocol` carry none of its state.
 fn proxied(
     socket: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<L4Stream>>> + Send>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Proxied>> + Send>> {
     Box::pin(async move {
         let _ = socket.set_nodelay(true);
         let mut l4 = Box::new(L4Stream::from(socket));
@@ -239,8 +269,9 @@ fn proxied(
             // Read before anything else: the request (or TLS hello) after it.
             l4.rewind(&rest);
         }
-        set_peer(&mut l4, header.source().unwrap_or(peer));
-        Some(l4)
+        let client = header.source().unwrap_or(peer);
+        set_peer(&mut l4, client);
+        Some((l4, client))
     })
 }
 

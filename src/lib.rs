@@ -29,6 +29,7 @@ pub mod access_log;
 pub mod admin;
 pub mod compress;
 pub mod config;
+pub mod conn_limit;
 pub mod demo;
 pub mod filters;
 pub mod h1;

@@ -18,6 +18,7 @@ use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
+use crate::conn_limit::ConnLimit;
 use crate::filters::sticky::StickyKey;
 use crate::h1::{forwardable, Forwarder};
 use crate::http2::H2Front;
@@ -135,6 +136,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     // listener is up (HTTP listeners say so once their socket listens).
     let mut listening = Vec::new();
     for listener in &config.listeners {
+        let conns = ConnLimit::new(&listener.name, listener.max_connections_per_ip, &metrics);
         let routes = match &listener.kind {
             ListenerKind::Http { routes } => routes,
             ListenerKind::Tcp {
@@ -148,6 +150,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                     &listener.name,
                     Arc::clone(upstream),
                     *idle_timeout,
+                    conns,
                     Arc::clone(&metrics),
                 );
                 if listener.proxy_protocol {
@@ -254,7 +257,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             None => None,
         };
         let name = format!("listener {}", listener.name);
-        let mut accepting = Listener::new(name, addr, tls, guarded);
+        let mut accepting = Listener::new(name, addr, tls, conns, guarded);
         if listener.proxy_protocol {
             accepting = accepting.with_proxy_protocol(config.server.header_timeout);
         }

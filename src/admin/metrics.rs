@@ -25,6 +25,8 @@ pub struct Metrics {
     pub tcp_connections: IntCounterVec,
     pub tcp_bytes: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    pub connections: IntGaugeVec,
+    pub connections_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -111,6 +113,16 @@ impl Metrics {
                 "switchyard_tcp_bytes_total",
                 "Bytes copied by tcp listeners (rx from clients, tx to clients)",
                 &["listener", "direction"],
+            ),
+            connections: gauge(
+                "switchyard_connections",
+                "Open client connections per listener (http and tcp)",
+                &["listener"],
+            ),
+            connections_refused: counter(
+                "switchyard_connections_refused_total",
+                "Client connections closed unanswered at accept (per_ip: max_connections_per_ip)",
+                &["listener", "reason"],
             ),
             access_log_dropped: reg(
                 &registry,

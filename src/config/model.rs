@@ -76,6 +76,9 @@ pub struct Listener {
     pub trusted_proxies: Vec<Cidr>,
     /// Every connection starts with a PROXY header naming the client.
     pub proxy_protocol: bool,
+    /// Open connections from one client IP (the PROXY source with
+    /// `proxy_protocol`); 0 = no cap.
+    pub max_connections_per_ip: u32,
     pub kind: ListenerKind,
 }
 

@@ -63,6 +63,8 @@ pub struct RawListener {
     pub idle_timeout: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub proxy_protocol: Option<bool>,
+    /// Open connections from one client IP; 0 or absent = no cap.
+    pub max_connections_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -178,3 +178,26 @@ fn redis_stores_load_without_warnings_and_bad_urls_are_errors() {
     let es = errors(&with_store("rediss://127.0.0.1:6379"));
     assert!(es[0].message.contains("unknown store"), "{es:?}");
 }
+
+#[test]
+fn max_connections_per_ip_defaults_to_no_cap_and_must_be_a_count() {
+    let c = load_str(MINIMAL).unwrap().config;
+    assert_eq!(c.listeners[0].max_connections_per_ip, 0);
+    let with = |v: &str| {
+        MINIMAL.replace(
+            "    routes:",
+            &format!("    max_connections_per_ip: {v}\n    routes:"),
+        )
+    };
+    let c = load_str(&with("3")).unwrap().config;
+    assert_eq!(c.listeners[0].max_connections_per_ip, 3);
+    for bad in ["-1", "two", "1.5"] {
+        let es = errors(&with(bad));
+        assert_eq!(
+            es[0].path.to_string(),
+            "listeners.web.max_connections_per_ip",
+            "{bad}: {es:?}"
+        );
+        assert_eq!(es[0].line, Some(4), "{bad}: {es:?}");
+    }
+}

@@ -18,6 +18,11 @@
 //! With the upstream's `send_proxy_protocol`, each backend connection
 //! starts with a header naming the client and this listener's address.
 //!
+//! Each connection holds its [`OpenConn`](crate::conn_limit::OpenConn) (the
+//! `switchyard_connections` gauge); under `max_connections_per_ip` one from
+//! an IP at the cap (the PROXY source with `proxy_protocol`) is closed at
+//! once, before any backend is picked.
+//!
 //! No backend (all down, draining, breaker-open, or every connect failed):
 //! the client connection is closed at once. On graceful shutdown or upgrade
 //! the listener stops accepting and established connections keep going until
@@ -39,6 +44,7 @@ use pingora::upstreams::peer::{BasicPeer, PeerOptions};
 use prometheus::IntCounter;
 
 use crate::admin::Metrics;
+use crate::conn_limit::ConnLimit;
 use crate::proxy_protocol::{self, connect::ProxyConnect, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Upstream;
@@ -51,6 +57,8 @@ pub struct TcpProxy {
     proxy_header: Option<Duration>,
     connector: TransportConnector,
     metrics: Arc<Metrics>,
+    /// Open connections and the per-IP cap.
+    conns: Arc<ConnLimit>,
     connections: IntCounter,
     rx: IntCounter,
     tx: IntCounter,
@@ -61,6 +69,7 @@ impl TcpProxy {
         listener: &str,
         upstream: Arc<Upstream>,
         idle_timeout: Duration,
+        conns: Arc<ConnLimit>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let connections = metrics
@@ -75,6 +84,7 @@ impl TcpProxy {
             proxy_header: None,
             connector: TransportConnector::new(None),
             metrics,
+            conns,
             connections,
             rx,
             tx,
@@ -169,6 +179,8 @@ impl ServerApp for TcpProxy {
         _shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         self.connections.inc();
+        // Held until this returns, which is when the client connection ends.
+        let mut conn = self.conns.open();
         let digest = client.get_socket_digest();
         let socket_peer = digest
             .as_deref()
@@ -180,6 +192,12 @@ impl ServerApp for TcpProxy {
                 (source.or(socket_peer), rest)
             }
         };
+        if let Some(peer) = peer {
+            if !conn.admit(peer.ip()) {
+                // Over the per-IP cap: closed at once, no backend is asked.
+                return None;
+            }
+        }
         let addrs = self.upstream.spec.send_proxy_protocol.and_then(|_| {
             let local = *digest.as_deref()?.local_addr()?.as_inet()?;
             Some(ConnAddrs {

@@ -133,6 +133,7 @@ pub(super) fn listener(
         forwarder: l.forwarder.unwrap_or(true),
         trusted_proxies,
         proxy_protocol: l.proxy_protocol.unwrap_or(false),
+        max_connections_per_ip: l.max_connections_per_ip.unwrap_or(0),
         kind,
     })
 }
