@@ -30,12 +30,6 @@ impl HeaderRules {
         self.set.iter().chain(&self.add).map(|(n, v)| (n, v))
     }
 
-    /// Applies the rules to header lines as the forwarder writes them
-    /// (`Name: value\r\n` each).
-    pub fn apply_to_fields(&self, fields: &mut Vec<u8>) {
-        rewrite_fields(fields, |name| self.drops(name), self.lines());
-    }
-
     /// Applies the rules to a request or response head (Pingora's path).
     pub fn apply_to<H: EditHead>(&self, head: &mut H) -> pingora::Result<()> {
         for name in &self.remove {
@@ -126,7 +120,8 @@ mod tests {
     fn fields_get_set_add_and_remove() {
         let mut fields =
             b"Host: a\r\nX-Env: dev\r\nx-env: qa\r\nX-Debug: 1\r\nX-Tag: client\r\n".to_vec();
-        rules().apply_to_fields(&mut fields);
+        let rules = rules();
+        rewrite_fields(&mut fields, |name| rules.drops(name), rules.lines());
         assert_eq!(
             std::str::from_utf8(&fields).unwrap(),
             "Host: a\r\nX-Tag: client\r\nx-env: prod\r\nx-tag: edge\r\n"
