@@ -19,8 +19,10 @@
 //! - [`l4`]: TCP listeners.
 //! - [`admin`]: `/metrics`, `/status`, `/healthz`.
 //! - [`access_log`]: one JSON line per request, written off the request path.
+//! - [`live`]: the live config generation, swapped by reloads with state kept.
 //! - [`server`]: builds the Pingora server from a config.
 //! - [`upgrade`]: `switchyard upgrade`, the graceful replacement of a running instance.
+//! - [`reload`]: `switchyard reload`, the in-place reload of a running instance.
 //! - [`demo`]: the demo backend used by `make run` and the tests.
 //! - [`sim`]: `switchyard sim`, offline simulations of the selectors and breakers.
 
@@ -36,9 +38,11 @@ pub mod h1;
 pub mod http2;
 pub mod http_guard;
 pub mod l4;
+pub mod live;
 pub mod policy;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod sim;

@@ -79,6 +79,13 @@ enum Command {
         #[arg(short, long)]
         conf: String,
     },
+    /// Make the running instance (pid in server.pid_file) apply the config
+    /// again in place, keeping backend state: exit 0 once it applied it, 1
+    /// when the file is invalid or needs `upgrade`, 2 when nothing answered.
+    Reload {
+        #[arg(short, long)]
+        conf: String,
+    },
     /// Serve a demo backend that says who answered (for `make run` and tests).
     DemoBackend {
         #[arg(long, default_value = "127.0.0.1:9001")]
@@ -108,6 +115,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { conf } => check(&conf),
         Command::Upgrade { conf } => upgrade(&conf),
+        Command::Reload { conf } => reload(&conf),
         Command::Run {
             conf,
             daemon,
@@ -191,6 +199,23 @@ fn upgrade(file: &str) -> ExitCode {
     }
 }
 
+fn reload(file: &str) -> ExitCode {
+    let Some(config) = validate(file) else {
+        eprintln!("switchyard: not reloading: the running instance was not touched");
+        return ExitCode::from(1);
+    };
+    match switchyard::reload::reload(&config) {
+        Ok(summary) => {
+            println!("switchyard: reloaded {file}: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: reload refused or failed:\n{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn run(file: &str, start: StartOptions) -> ExitCode {
     let loaded = match config::load_file(file) {
         Ok(l) => l,
@@ -209,7 +234,9 @@ fn run(file: &str, start: StartOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let server = match server::build(&loaded.config, start) {
+    let path = std::path::Path::new(file);
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let server = match server::build(&loaded.config, &path, start) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("switchyard: {e}");
@@ -217,6 +244,14 @@ fn run(file: &str, start: StartOptions) -> ExitCode {
         }
     };
     log::info!("switchyard {} serving {file}", env!("CARGO_PKG_VERSION"));
+    if !start.daemon {
+        // (A daemon's pid is written by Pingora after the fork.) `reload`
+        // and `upgrade` find the process through it.
+        let pid_file = &loaded.config.server.pid_file;
+        if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
+            log::warn!("cannot write pid_file {}: {e}", pid_file.display());
+        }
+    }
     server.run_forever()
 }
 

@@ -1,9 +1,11 @@
-//! Builds the Pingora server from a validated config: one proxy service per
-//! http listener, the admin service, and the `server:` settings mapped onto
-//! Pingora's `ServerConf`.
+//! Builds the Pingora server from a validated config: the live generation
+//! ([`crate::live`]), one proxy service per http listener reading its site
+//! from it, one per tcp listener, the health supervisor, the SIGHUP reload
+//! and state file services, the admin service, and the `server:` settings
+//! mapped onto Pingora's `ServerConf`.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use pingora::apps::HttpServerOptions;
@@ -15,20 +17,20 @@ use pingora::services::listening::Service;
 
 use crate::accept::Listener;
 use crate::access_log::AccessLog;
-use crate::admin::status_counters::StatusCounters;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
 use crate::conn_limit::ConnLimit;
 use crate::filters::sticky::StickyKey;
-use crate::h1::{forwardable, Forwarder};
+use crate::h1::Forwarder;
 use crate::http2::H2Front;
 use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
-use crate::proxy::{HttpProxy, RouteRuntime, Site};
-use crate::router::Router;
-use crate::tls::SniCerts;
-use crate::upstream::idle::IdleConns;
-use crate::upstream::Upstream;
+use crate::live::health::HealthSupervisor;
+use crate::live::signal::ReloadOnHangup;
+use crate::live::state_file::StateWriter;
+use crate::live::{Live, Shared};
+use crate::proxy::HttpProxy;
+use crate::tls::LiveCerts;
 
 /// How to start: the `-d`/`-u` flags of `switchyard run`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -87,9 +89,11 @@ pub fn check_bindable(config: &Config) -> Result<(), String> {
 }
 
 /// Builds the server with all services added; call `run_forever` on it.
+/// `file` is the config file `config` came from, which reloads read again.
 /// Fails (before binding anything) when `SWITCHYARD_STICKY_KEY` is unusable.
-pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
+pub fn build(config: &Config, file: &Path, start: StartOptions) -> Result<Server, String> {
     crate::access_log::ignore_reopen_signal();
+    crate::live::signal::ignore_until_ready();
     let sticky_key = StickyKey::from_env_or_random()
         .map_err(|e| format!("{}: {e}", crate::filters::sticky::KEY_ENV))?;
     if sticky_key.is_random() && uses_sticky(config) {
@@ -123,108 +127,66 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         }
         None => None,
     };
-    let mut upstreams: BTreeMap<&str, Arc<Upstream>> = BTreeMap::new();
-    for (name, spec) in &config.upstreams {
-        let (upstream, health_service) = Upstream::build(Arc::clone(spec));
-        if let Some(service) = health_service {
-            server.add_boxed_service(service);
-        }
-        upstreams.insert(name.as_str(), upstream);
-    }
+    let shared = Shared {
+        metrics: Arc::clone(&metrics),
+        sticky_key,
+        access_log,
+    };
+    let live = Live::new(config.clone(), file.to_path_buf(), shared);
+    use pingora::services::background::background_service as background;
+    server.add_service(background(
+        "health checks",
+        HealthSupervisor(Arc::clone(&live)),
+    ));
+    server.add_service(background("state file", StateWriter(Arc::clone(&live))));
+    let hangup = server.add_service(background(
+        "reload on SIGHUP",
+        ReloadOnHangup(Arc::clone(&live)),
+    ));
 
     // The admin listener starts last: its `/status` answering means every
-    // listener is up (HTTP listeners say so once their socket listens).
-    let mut listening = Vec::new();
+    // listener is up (HTTP listeners say so once their socket listens) and
+    // SIGHUP reloads.
+    let mut listening = vec![hangup];
     for listener in &config.listeners {
         let conns = ConnLimit::new(&listener.name, listener.max_connections_per_ip, &metrics);
-        let routes = match &listener.kind {
-            ListenerKind::Http { routes } => routes,
-            ListenerKind::Tcp {
-                upstream,
-                idle_timeout,
-            } => {
-                let Some(upstream) = upstreams.get(upstream.as_str()) else {
-                    continue;
-                };
-                let mut app = TcpProxy::new(
-                    &listener.name,
-                    Arc::clone(upstream),
-                    *idle_timeout,
-                    conns,
-                    Arc::clone(&metrics),
-                );
-                if listener.proxy_protocol {
-                    app = app.with_proxy_protocol(config.server.header_timeout);
-                }
-                let mut service = Service::new(format!("tcp listener {}", listener.name), app);
-                service.add_listener(tcp_endpoint(&listener.listen.to_string()));
-                listening.push(server.add_service(service));
-                continue;
+        if let ListenerKind::Tcp { idle_timeout, .. } = &listener.kind {
+            let mut app = TcpProxy::new(
+                &listener.name,
+                Arc::clone(&live),
+                *idle_timeout,
+                conns,
+                Arc::clone(&metrics),
+            );
+            if listener.proxy_protocol {
+                app = app.with_proxy_protocol(config.server.header_timeout);
             }
+            let mut service = Service::new(format!("tcp listener {}", listener.name), app);
+            service.add_listener(tcp_endpoint(&listener.listen.to_string()));
+            listening.push(server.add_service(service));
+            continue;
+        }
+        let Some(slot) = live.site(&listener.name) else {
+            continue;
         };
-        // One idle-connection pool per upstream on this listener (its
-        // connections belong to this listener's runtime).
-        let mut idle: HashMap<&str, Arc<IdleConns>> = HashMap::new();
-        let router = Router::new(
-            routes
-                .iter()
-                .filter_map(|r| {
-                    let upstream = match &r.upstream {
-                        Some(name) => Some(Arc::clone(upstreams.get(name.as_str())?)),
-                        None => None,
-                    };
-                    let key = r.upstream.as_deref().unwrap_or("");
-                    let backends = upstream.as_ref().map_or(0, |u| u.spec.backends.len());
-                    let pool = idle
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(IdleConns::new(backends)));
-                    let rt = RouteRuntime::new(
-                        &listener.name,
-                        r,
-                        upstream,
-                        Arc::clone(pool),
-                        &metrics,
-                        config.server.max_body_bytes,
-                    );
-                    Some((r, Arc::new(rt)))
-                })
-                .collect(),
-        );
-        let site = Arc::new(Site {
-            listener: listener.name.clone(),
-            router,
-            metrics: Arc::clone(&metrics),
-            scheme: if listener.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            },
-            sticky_key: Arc::clone(&sticky_key),
-            access_log: access_log.clone(),
-            unrouted: StatusCounters::new(&metrics.http_requests, &listener.name, "", ""),
-            max_uri_bytes: config.server.max_uri_bytes,
-            trusted_proxies: listener.trusted_proxies.clone(),
-            request_id: config.server.request_id.clone(),
-        });
         let limits = HeadLimits {
             header_timeout: config.server.header_timeout,
             max_header_bytes: config.server.max_header_bytes,
             max_uri_bytes: config.server.max_uri_bytes,
             idle_timeout: config.server.idle_timeout,
         };
-        let forwarder = Forwarder::new(Arc::clone(&site), config.server.idle_timeout);
-        // HTTP/2 streams go through the forwarder's pipeline when it can
-        // reach every route's backends (plain HTTP/1.1); else Pingora's.
-        let h2_front = (listener.forwarder && site.router.routes().iter().all(|r| forwardable(r)))
-            .then(|| {
-                H2Front::new(
-                    Arc::clone(&site),
-                    config.server.header_timeout,
-                    config.server.idle_timeout,
-                    config.server.max_header_bytes,
-                )
-            });
-        let app = HttpProxy::new(site);
+        let forwarder = Forwarder::new(Arc::clone(&slot), config.server.idle_timeout);
+        // HTTP/2 streams go through the forwarder's pipeline while the
+        // current routes allow it (`Site::h2_front`); else Pingora's.
+        let h2_front = listener.forwarder.then(|| {
+            H2Front::new(
+                Arc::clone(&slot),
+                config.server.header_timeout,
+                config.server.idle_timeout,
+                config.server.max_header_bytes,
+            )
+        });
+        let app = HttpProxy::new(slot);
         let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
         if listener.h2c {
             let mut options = HttpServerOptions::default();
@@ -242,11 +204,11 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             guarded = guarded.with_h2(front);
         }
         let addr = listener.listen.to_string();
-        let tls = match &listener.tls {
-            Some(tls) => {
+        let tls = match (&listener.tls, live.certs(&listener.name)) {
+            (Some(tls), Some(certs)) => {
                 // The files were checked by the config loader; this can only
                 // fail if they changed since. Fail before taking any socket.
-                let settings = tls_settings(tls).map_err(|e| {
+                let settings = tls_settings(tls, certs).map_err(|e| {
                     format!(
                         "listener {}: cannot load TLS certificate: {e}",
                         listener.name
@@ -254,7 +216,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 })?;
                 Some(settings)
             }
-            None => None,
+            _ => None,
         };
         let name = format!("listener {}", listener.name);
         let mut accepting = Listener::new(name, addr, tls, conns, guarded);
@@ -266,11 +228,8 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
 
     if let Some(admin) = &config.admin {
         let app = AdminApp {
-            metrics: Arc::clone(&metrics),
-            upstreams: upstreams.values().cloned().collect(),
-            listeners: config.listeners.clone(),
+            live: Arc::clone(&live),
             started: std::time::Instant::now(),
-            token: admin.token.clone(),
         };
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());
@@ -284,21 +243,19 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
     Ok(server)
 }
 
-/// TLS for an http listener: certificates chosen by SNI (loaded at
-/// validation), ALPN offering h2, then http/1.1.
-fn tls_settings(tls: &crate::config::ListenerTls) -> pingora::Result<TlsSettings> {
+/// TLS for an http listener: certificates chosen by SNI from `certs`
+/// (loaded at validation, replaced by reloads), ALPN offering h2, then
+/// http/1.1.
+fn tls_settings(
+    tls: &crate::config::ListenerTls,
+    certs: Arc<LiveCerts>,
+) -> pingora::Result<TlsSettings> {
     let (cert, key) = (
         tls.default.cert.to_string_lossy(),
         tls.default.key.to_string_lossy(),
     );
     let mut settings = TlsSettings::intermediate(&cert, &key)?;
-    let named = tls.sni.iter().flat_map(|c| {
-        c.names
-            .iter()
-            .map(|n| (n.clone(), Arc::clone(&c.pair.certified)))
-    });
-    let certs = SniCerts::new(Arc::clone(&tls.default.certified), named);
-    settings.set_cert_resolver(Arc::new(certs));
+    settings.set_cert_resolver(certs);
     settings.enable_h2();
     Ok(settings)
 }

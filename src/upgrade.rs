@@ -142,7 +142,7 @@ pub fn upgrade(conf_file: &Path, config: &Config) -> Result<(u32, u32), UpgradeE
 }
 
 /// The pid in `pid_file`, if it is a live switchyard process.
-fn running_pid(pid_file: &Path) -> Result<u32, UpgradeError> {
+pub(crate) fn running_pid(pid_file: &Path) -> Result<u32, UpgradeError> {
     let start_one = "start one with `switchyard run -d`";
     let pid = read_pid(pid_file).ok_or_else(|| {
         UpgradeError(format!(
@@ -202,7 +202,7 @@ fn alive(pid: u32) -> bool {
     signal(pid, 0).is_ok()
 }
 
-fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
+pub(crate) fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
     let pid = libc::pid_t::try_from(pid)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "pid out of range"))?;
     if pid <= 0 {
@@ -238,6 +238,14 @@ fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
 
 /// The `pid` that the admin listener's `GET /status` reports, if it answers.
 fn status_pid(admin: SocketAddr) -> Option<u32> {
+    status(admin)?
+        .get("pid")?
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+/// The admin listener's `GET /status` JSON, if it answers.
+pub(crate) fn status(admin: SocketAddr) -> Option<serde_json::Value> {
     let addr = match admin.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), admin.port())
@@ -255,8 +263,5 @@ fn status_pid(admin: SocketAddr) -> Option<u32> {
     s.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw);
     let (_, body) = text.split_once("\r\n\r\n")?;
-    let json: serde_json::Value = serde_json::from_str(body).ok()?;
-    json.get("pid")?
-        .as_u64()
-        .and_then(|p| u32::try_from(p).ok())
+    serde_json::from_str(body).ok()
 }

@@ -5,8 +5,8 @@
 //! there is a single source of truth for each number.
 
 use prometheus::{
-    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::upstream::Upstream;
@@ -27,6 +27,10 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     pub connections: IntGaugeVec,
     pub connections_refused: IntCounterVec,
+    /// `switchyard_config_reloads_total{result=ok|rejected}`.
+    pub config_reloads: IntCounterVec,
+    /// `switchyard_config_generation`: 1 at start, +1 per applied reload.
+    pub config_generation: IntGauge,
 }
 
 impl Metrics {
@@ -124,6 +128,19 @@ impl Metrics {
                 "Client connections closed unanswered at accept (per_ip: max_connections_per_ip)",
                 &["listener", "reason"],
             ),
+            config_reloads: counter(
+                "switchyard_config_reloads_total",
+                "Config reloads (SIGHUP, POST /reload, switchyard reload): ok = applied, rejected = invalid file or a listener change",
+                &["result"],
+            ),
+            config_generation: reg(
+                &registry,
+                IntGauge::new(
+                    "switchyard_config_generation",
+                    "The config generation served: 1 at start, +1 per applied reload",
+                )
+                .expect("static metric definition"),
+            ),
             access_log_dropped: reg(
                 &registry,
                 IntCounter::new(
@@ -137,7 +154,7 @@ impl Metrics {
     }
 
     /// Copies live per-backend state into the gauges.
-    pub fn refresh(&self, upstreams: &[std::sync::Arc<Upstream>]) {
+    pub fn refresh<'a>(&self, upstreams: impl IntoIterator<Item = &'a std::sync::Arc<Upstream>>) {
         for u in upstreams {
             for (i, b) in u.spec.backends.iter().enumerate() {
                 let labels = [u.spec.name.as_str(), b.addr.as_str()];

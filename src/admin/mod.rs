@@ -1,8 +1,11 @@
 //! The admin listener: `GET /` (the status page, for people), `GET /metrics`
 //! (Prometheus text), `GET /status` (JSON), `GET /healthz` (`ok`), and the
 //! write API under `/upstreams/` ([`write`], bearer token). Anything else is
-//! a 404; other methods 405 (`POST /reload`: 501, not implemented yet). It
-//! is a plain Pingora HTTP app on its own service and thread.
+//! a 404; other methods 405. `POST /reload` (same token as the write API)
+//! reloads the config file ([`crate::live`]): 200 with what changed, 400
+//! with the checker's text or the listener change that needs an upgrade.
+//! It is a plain Pingora HTTP app on its own service and thread; what it
+//! shows is the live generation's.
 
 pub mod metrics;
 pub mod status;
@@ -19,20 +22,15 @@ use pingora::protocols::http::ServerSession;
 
 pub use metrics::Metrics;
 
-use crate::config::{AdminToken, Listener};
-use crate::upstream::Upstream;
+use crate::live::Live;
 
 /// The status page: one self-contained file (inline CSS and JS, no external
 /// assets) that polls `/status`.
 pub const STATUS_PAGE: &str = include_str!("page.html");
 
 pub struct AdminApp {
-    pub metrics: Arc<Metrics>,
-    pub upstreams: Vec<Arc<Upstream>>,
-    pub listeners: Vec<Listener>,
+    pub live: Arc<Live>,
     pub started: Instant,
-    /// The write API's bearer token; `None` = writes refused (403).
-    pub token: Option<AdminToken>,
 }
 
 #[async_trait]
@@ -41,15 +39,12 @@ impl ServeHttp for AdminApp {
         let req = session.req_header();
         let writing = req.method == Method::POST || req.method == Method::PUT;
         if writing && write::is_write_path(req.uri.path()) {
-            let (status, body) = write::handle(session, self.token.as_ref(), &self.upstreams).await;
+            let (status, body) = write::handle(session, &self.live).await;
             return reply(status, "text/plain", body.into_bytes());
         }
         if req.method == Method::POST && req.uri.path() == "/reload" {
-            return reply(
-                StatusCode::NOT_IMPLEMENTED,
-                "text/plain",
-                b"reload is not implemented yet; use switchyard upgrade\n".to_vec(),
-            );
+            let (status, body) = self.reload(session).await;
+            return reply(status, "text/plain", body.into_bytes());
         }
         if req.method != Method::GET && req.method != Method::HEAD {
             return reply(
@@ -65,20 +60,19 @@ impl ServeHttp for AdminApp {
                 STATUS_PAGE.as_bytes().to_vec(),
             ),
             "/metrics" => {
-                self.metrics.refresh(&self.upstreams);
+                let generation = self.live.current();
+                let metrics = self.live.metrics();
+                metrics.refresh(generation.upstreams.values());
                 reply(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",
-                    self.metrics.render().into_bytes(),
+                    metrics.render().into_bytes(),
                 )
             }
             "/status" => {
-                let snapshot = status::snapshot(
-                    &self.upstreams,
-                    &self.listeners,
-                    &self.metrics,
-                    self.started,
-                );
+                let generation = self.live.current();
+                let snapshot = status::snapshot(&generation, self.live.metrics(), self.started)
+                    .with_reloads(self.live.last_reload());
                 let body = serde_json::to_vec_pretty(&snapshot)
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
                 reply(StatusCode::OK, "application/json", body)
@@ -88,6 +82,32 @@ impl ServeHttp for AdminApp {
                 StatusCode::NOT_FOUND,
                 "text/plain",
                 b"404 not found: try /, /metrics, /status or /healthz\n".to_vec(),
+            ),
+        }
+    }
+}
+
+impl AdminApp {
+    /// `POST /reload`: authorized as a write, then the same reload as SIGHUP.
+    async fn reload(&self, session: &ServerSession) -> write::Answer {
+        let token = self
+            .live
+            .current()
+            .config
+            .admin
+            .as_ref()
+            .and_then(|a| a.token.clone());
+        if let Err(answer) = write::authorize(session, token.as_ref()) {
+            return answer;
+        }
+        let live = Arc::clone(&self.live);
+        // Reading and checking files blocks: not on the admin runtime.
+        match tokio::task::spawn_blocking(move || live.reload()).await {
+            Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")),
+            Ok(Err(why)) => (StatusCode::BAD_REQUEST, format!("{why}\n")),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reload failed: {e}\n"),
             ),
         }
     }

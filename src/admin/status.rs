@@ -8,7 +8,6 @@
 //! show.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus::core::Collector;
@@ -17,7 +16,7 @@ use serde::Serialize;
 
 use super::Metrics;
 use crate::config::{HostMatch, Listener, ListenerKind};
-use crate::upstream::Upstream;
+use crate::live::{Generation, LastReload};
 
 #[derive(Serialize)]
 pub struct Status<'a> {
@@ -25,6 +24,14 @@ pub struct Status<'a> {
     pub pid: u32,
     pub version: &'static str,
     pub uptime_seconds: u64,
+    /// 1 at start, +1 per applied reload.
+    pub config_generation: u64,
+    /// Reloads tried so far (applied or rejected): `switchyard reload`
+    /// waits for it to grow, then reads `last_reload`.
+    pub reloads: u64,
+    /// The latest reload's time (Unix seconds), result (`ok` | `rejected`)
+    /// and message; `null` before the first.
+    pub last_reload: Option<LastReload>,
     pub listeners: BTreeMap<&'a str, ListenerStatus<'a>>,
     pub upstreams: BTreeMap<&'a str, UpstreamStatus<'a>>,
 }
@@ -77,12 +84,19 @@ pub struct BackendStatus<'a> {
     pub requests: u64,
 }
 
-pub fn snapshot<'a>(
-    upstreams: &'a [Arc<Upstream>],
-    listeners: &'a [Listener],
-    metrics: &Metrics,
-    started: Instant,
-) -> Status<'a> {
+impl Status<'_> {
+    /// With the reload count and the latest reload (see [`crate::live::Live::last_reload`]).
+    pub fn with_reloads(mut self, (count, last): (u64, Option<LastReload>)) -> Self {
+        self.reloads = count;
+        self.last_reload = last;
+        self
+    }
+}
+
+/// The status of `generation` (the one serving now).
+pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Instant) -> Status<'a> {
+    let listeners = &generation.config.listeners;
+    let upstreams = &generation.upstreams;
     let by_route = counts(&metrics.http_requests, &["listener", "route", "status"]);
     let limited = counts(&metrics.rate_limited, &["listener", "route"]);
     let sent = counts(&metrics.backend_requests, &["upstream", "backend"]);
@@ -91,7 +105,7 @@ pub fn snapshot<'a>(
         .map(|l| (l.name.as_str(), listener(l, &by_route, &limited)))
         .collect();
     let upstreams = upstreams
-        .iter()
+        .values()
         .map(|u| {
             let backends = u
                 .spec
@@ -121,6 +135,9 @@ pub fn snapshot<'a>(
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: started.elapsed().as_secs(),
+        config_generation: generation.number,
+        reloads: 0,
+        last_reload: None,
         listeners,
         upstreams,
     }

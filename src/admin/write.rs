@@ -14,14 +14,12 @@
 //! 404; bad body → 400. `{addr}` is the configured `addr`, as is or
 //! percent-encoded (`%5B::1%5D:8080`).
 
-use std::sync::Arc;
-
 use http::{Method, StatusCode};
 use pingora::protocols::http::ServerSession;
 
 use crate::config::{AdminToken, MAX_WEIGHT};
+use crate::live::Live;
 use crate::upstream::admin_state::Change;
-use crate::upstream::Upstream;
 
 /// The largest body a write request may carry (a weight is a few digits).
 const MAX_BODY: usize = 64;
@@ -60,29 +58,41 @@ pub fn is_write_path(path: &str) -> bool {
     path.starts_with("/upstreams/")
 }
 
-/// Answers one write request.
-pub async fn handle(
-    session: &mut ServerSession,
-    token: Option<&AdminToken>,
-    upstreams: &[Arc<Upstream>],
-) -> Answer {
+/// Whether the request carries the write API's token: `Err` with the
+/// answer (403 without `token_file`, 401 for a missing or wrong token).
+pub fn authorize(session: &ServerSession, token: Option<&AdminToken>) -> Result<(), Answer> {
     let Some(token) = token else {
-        return text(
+        return Err(text(
             StatusCode::FORBIDDEN,
             "the write API is off: set admin.token_file",
-        );
+        ));
     };
-    let req = session.req_header();
-    let presented = req
+    let presented = session
+        .req_header()
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| bearer(v.as_bytes()));
     if !presented.is_some_and(|p| constant_time_eq(p, token.0.as_bytes())) {
-        return text(
+        return Err(text(
             StatusCode::UNAUTHORIZED,
             "missing or wrong Authorization: Bearer token",
-        );
+        ));
     }
+    Ok(())
+}
+
+/// Answers one write request on the upstreams `live` serves now.
+pub async fn handle(session: &mut ServerSession, live: &Live) -> Answer {
+    let token = live
+        .current()
+        .config
+        .admin
+        .as_ref()
+        .and_then(|a| a.token.clone());
+    if let Err(answer) = authorize(session, token.as_ref()) {
+        return answer;
+    }
+    let req = session.req_header();
     let Some(target) = parse_path(req.uri.path()) else {
         return text(
             StatusCode::NOT_FOUND,
@@ -95,21 +105,6 @@ pub async fn handle(
             &format!("use {}", target.action.method()),
         );
     }
-    let Some(upstream) = upstreams.iter().find(|u| u.spec.name == target.upstream) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            &format!("no upstream \"{}\"", target.upstream),
-        );
-    };
-    let Some(index) = upstream.backend_index(&target.addr) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "upstream \"{}\" has no backend \"{}\" (use its configured addr)",
-                target.upstream, target.addr
-            ),
-        );
-    };
     let change = match target.action {
         Action::Drain => Change::Drain,
         Action::Disable => Change::Disable,
@@ -123,6 +118,24 @@ pub async fn handle(
                 )
             }
         },
+    };
+    // No reload in between: the change lands on the upstream that serves.
+    let _one = live.writing();
+    let generation = live.current();
+    let Some(upstream) = generation.upstreams.get(&target.upstream) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("no upstream \"{}\"", target.upstream),
+        );
+    };
+    let Some(index) = upstream.backend_index(&target.addr) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "upstream \"{}\" has no backend \"{}\" (use its configured addr)",
+                target.upstream, target.addr
+            ),
+        );
     };
     match upstream.apply(index, change) {
         Ok(o) => text(

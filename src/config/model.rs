@@ -33,6 +33,9 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     pub error_log: Option<PathBuf>,
     pub access_log: Option<PathBuf>,
+    /// Runtime overrides and health, saved when they change and read back
+    /// at start (`run`, `run -u`), so they survive `upgrade` and restarts.
+    pub state_file: Option<PathBuf>,
     pub header_timeout: Duration,
     pub max_header_bytes: usize,
     /// A request-target longer than this gets 414.

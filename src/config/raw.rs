@@ -27,6 +27,7 @@ pub struct RawServer {
     pub shutdown_timeout: Option<String>,
     pub error_log: Option<String>,
     pub access_log: Option<String>,
+    pub state_file: Option<String>,
     pub header_timeout: Option<String>,
     pub max_header_bytes: Option<u64>,
     pub max_uri_bytes: Option<u64>,

@@ -47,7 +47,7 @@ use pingora::server::ShutdownWatch;
 use crate::config::{Policy, UpstreamProtocol};
 use crate::http_guard::Prefixed;
 use crate::policy::{self, Cidr};
-use crate::proxy::{self, RouteRuntime, Site};
+use crate::proxy::{self, RouteRuntime, Site, SiteSlot};
 
 /// What became of a request offered to the forwarder.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,15 +62,16 @@ pub enum Served {
 
 /// One per HTTP listener.
 pub struct Forwarder {
-    site: Arc<Site>,
+    /// Loaded once per request: the request keeps that generation.
+    slot: Arc<SiteSlot>,
     /// Longest wait for a client's request body or a write to it.
     client_timeout: Duration,
 }
 
 impl Forwarder {
-    pub fn new(site: Arc<Site>, client_timeout: Duration) -> Self {
+    pub fn new(slot: Arc<SiteSlot>, client_timeout: Duration) -> Self {
         Self {
-            site,
+            slot,
             client_timeout,
         }
     }
@@ -83,8 +84,9 @@ impl Forwarder {
         head_len: usize,
         shutdown: &ShutdownWatch,
     ) -> Served {
+        let site = self.slot.load_full();
         let peer = client.peer_ip();
-        let scheme = self.site.scheme;
+        let scheme = site.scheme;
         let Some(req) = head::request(client.head(head_len), peer, scheme) else {
             return Served::Declined;
         };
@@ -100,16 +102,16 @@ impl Forwarder {
         if proxy::to_origin_form(&mut header).is_err() {
             return Served::Declined;
         }
-        let Some(route) = self.site.router.find(&host, header.uri.path()) else {
+        let Some(route) = site.router.find(&host, header.uri.path()) else {
             return Served::Declined;
         };
         if !forwardable(route) {
             return Served::Declined;
         }
         // A trusted proxy's X-Forwarded-For names the client.
-        let trusted = &self.site.trusted_proxies;
+        let trusted = &site.trusted_proxies;
         let behind_proxy = peer.is_some_and(|ip| Cidr::any_contains(trusted, ip));
-        if behind_proxy || reads_headers(&self.site, route) {
+        if behind_proxy || reads_headers(&site, route) {
             match head::with_headers(header, client.head(head_len)) {
                 Some(h) => header = h,
                 None => return Served::Declined,
@@ -141,15 +143,7 @@ impl Forwarder {
             client_ip,
             proxy_addrs,
         };
-        let keep = forward(
-            &self.site,
-            request,
-            client,
-            self.client_timeout,
-            close,
-            shutdown,
-        )
-        .await;
+        let keep = forward(&site, request, client, self.client_timeout, close, shutdown).await;
         if keep {
             Served::KeepAlive
         } else {

@@ -37,7 +37,7 @@ use pingora::protocols::SocketDigest;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::proxy::{drain, Site};
+use crate::proxy::{drain, SiteSlot};
 use crate::proxy_protocol::ConnAddrs;
 
 /// Streams one connection may have open at once (Pingora's default too).
@@ -47,7 +47,8 @@ const MAX_SEND_BUFFER: usize = 64 * 1024;
 
 /// Serves HTTP/2 connections for one listener.
 pub struct H2Front {
-    site: Arc<Site>,
+    /// Loaded per connection (whether it comes here) and per stream.
+    slot: Arc<SiteSlot>,
     /// The handshake must be done within it (`server.header_timeout`).
     handshake_timeout: Duration,
     /// A connection with no open stream for this long is closed
@@ -55,14 +56,11 @@ pub struct H2Front {
     idle_timeout: Duration,
     /// `server.max_header_bytes`: the largest header list accepted.
     max_header_bytes: u32,
-    /// Some route's upstream sends PROXY headers: the connection's
-    /// addresses are looked up once per connection.
-    proxy_out: bool,
 }
 
 impl H2Front {
     pub fn new(
-        site: Arc<Site>,
+        slot: Arc<SiteSlot>,
         handshake_timeout: Duration,
         idle_timeout: Duration,
         max_header_bytes: usize,
@@ -71,14 +69,15 @@ impl H2Front {
             handshake_timeout,
             idle_timeout,
             max_header_bytes: u32::try_from(max_header_bytes).unwrap_or(u32::MAX),
-            proxy_out: site
-                .router
-                .routes()
-                .iter()
-                .filter_map(|r| r.upstream.as_ref())
-                .any(|u| u.spec.send_proxy_protocol.is_some()),
-            site,
+            slot,
         }
+    }
+
+    /// Whether the current generation's routes can all be served here (a
+    /// reload may have given one a TLS or HTTP/2 upstream): else the
+    /// connection goes to Pingora.
+    pub fn takes(&self) -> bool {
+        self.slot.load().h2_front
     }
 
     /// Serves the connection `io` (its preface read or not) to its end;
@@ -88,7 +87,7 @@ impl H2Front {
         T: AsyncRead + AsyncWrite + Unpin,
     {
         let client_ip = conn.as_deref().and_then(peer_ip);
-        let proxy_addrs = match self.proxy_out {
+        let proxy_addrs = match self.slot.load().proxy_out {
             true => conn.as_deref().and_then(ConnAddrs::of),
             false => None,
         };
@@ -129,7 +128,7 @@ impl H2Front {
                 }
                 accepted = conn.accept() => match accepted {
                     Some(Ok((req, respond))) => {
-                        let site = &*self.site;
+                        let site = self.slot.load_full();
                         streams.push(Box::pin(request::serve(
                             site,
                             req,

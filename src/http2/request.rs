@@ -3,6 +3,7 @@
 //! as its client.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -17,13 +18,14 @@ use crate::h1::client::Client;
 use crate::h1::head::HeadOut;
 use crate::h1::{self, answer, RequestBody};
 use crate::policy;
+
 use crate::proxy::{self, framing, RequestCtx, Site};
 use crate::proxy_protocol::ConnAddrs;
 use crate::router::request_host;
 
 /// Serves one stream to its end.
 pub async fn serve(
-    site: &Site,
+    site: Arc<Site>,
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     client_ip: Option<IpAddr>,
@@ -31,6 +33,7 @@ pub async fn serve(
     client_timeout: std::time::Duration,
     shutdown: &ShutdownWatch,
 ) {
+    let site = &*site;
     let (parts, body) = req.into_parts();
     let ended = body.is_end_stream();
     let mut client = H2Client::new(body, respond);

@@ -131,7 +131,7 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            if let Some(front) = &self.h2 {
+            if let Some(front) = self.h2.as_ref().filter(|f| f.takes()) {
                 let conn = stream.get_socket_digest();
                 Box::pin(front.serve(stream, conn, shutdown)).await;
                 return None;
@@ -143,7 +143,7 @@ where
         if h2c {
             let deadline = tokio::time::Instant::now() + self.limits.header_timeout;
             if has_h2_preface(&mut stream, deadline).await? {
-                if let Some(front) = &self.h2 {
+                if let Some(front) = self.h2.as_ref().filter(|f| f.takes()) {
                     // The `h2` crate reads the buffered preface first. It
                     // gathers its frames itself and writes them vectored.
                     stream.set_gather(false);

@@ -45,13 +45,15 @@ use prometheus::IntCounter;
 
 use crate::admin::Metrics;
 use crate::conn_limit::ConnLimit;
+use crate::live::Live;
 use crate::proxy_protocol::{self, connect::ProxyConnect, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Upstream;
 
 pub struct TcpProxy {
     listener: String,
-    upstream: Arc<Upstream>,
+    /// Where each connection finds its upstream (the current generation's).
+    live: Arc<Live>,
     idle_timeout: Duration,
     /// `proxy_protocol`: the time a client gets to send its header.
     proxy_header: Option<Duration>,
@@ -59,7 +61,6 @@ pub struct TcpProxy {
     metrics: Arc<Metrics>,
     /// Open connections and the per-IP cap.
     conns: Arc<ConnLimit>,
-    connections: IntCounter,
     rx: IntCounter,
     tx: IntCounter,
 }
@@ -67,25 +68,21 @@ pub struct TcpProxy {
 impl TcpProxy {
     pub fn new(
         listener: &str,
-        upstream: Arc<Upstream>,
+        live: Arc<Live>,
         idle_timeout: Duration,
         conns: Arc<ConnLimit>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let connections = metrics
-            .tcp_connections
-            .with_label_values(&[listener, &upstream.spec.name]);
         let rx = metrics.tcp_bytes.with_label_values(&[listener, "rx"]);
         let tx = metrics.tcp_bytes.with_label_values(&[listener, "tx"]);
         Self {
             listener: listener.to_string(),
-            upstream,
+            live,
             idle_timeout,
             proxy_header: None,
             connector: TransportConnector::new(None),
             metrics,
             conns,
-            connections,
             rx,
             tx,
         }
@@ -124,15 +121,16 @@ impl TcpProxy {
     /// `send_proxy_protocol`, the connection starts with `addrs`' header.
     async fn connect(
         &self,
+        upstream: &Upstream,
         client_ip: Option<IpAddr>,
         addrs: Option<ConnAddrs>,
     ) -> Option<(Stream, crate::upstream::Attempt)> {
-        let spec = &self.upstream.spec;
+        let spec = &upstream.spec;
         let key = client_ip.map(ip_key).unwrap_or_default();
         let mut tried = Vec::new();
         while tried.len() <= spec.retries as usize {
-            let attempt = self.upstream.select(&key, &tried)?;
-            let backend = self.upstream.backend(attempt.index);
+            let attempt = upstream.select(&key, &tried)?;
+            let backend = upstream.backend(attempt.index);
             if !tried.is_empty() {
                 self.metrics
                     .upstream_retries
@@ -163,7 +161,7 @@ impl TcpProxy {
                         self.listener,
                         backend.addr
                     );
-                    self.upstream.report(attempt, Outcome::Failure);
+                    upstream.report(attempt, Outcome::Failure);
                 }
             }
         }
@@ -178,7 +176,13 @@ impl ServerApp for TcpProxy {
         mut client: Stream,
         _shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        self.connections.inc();
+        // The upstream of the generation serving when the connection came.
+        let upstream = Arc::clone(self.live.current().tcp_upstream(&self.listener)?);
+        let upstream = &*upstream;
+        self.metrics
+            .tcp_connections
+            .with_label_values(&[&self.listener, &upstream.spec.name])
+            .inc();
         // Held until this returns, which is when the client connection ends.
         let mut conn = self.conns.open();
         let digest = client.get_socket_digest();
@@ -198,7 +202,7 @@ impl ServerApp for TcpProxy {
                 return None;
             }
         }
-        let addrs = self.upstream.spec.send_proxy_protocol.and_then(|_| {
+        let addrs = upstream.spec.send_proxy_protocol.and_then(|_| {
             let local = *digest.as_deref()?.local_addr()?.as_inet()?;
             Some(ConnAddrs {
                 client: peer?,
@@ -206,7 +210,7 @@ impl ServerApp for TcpProxy {
             })
         });
         let client_ip = peer.map(|a| a.ip());
-        let Some((mut backend, attempt)) = self.connect(client_ip, addrs).await else {
+        let Some((mut backend, attempt)) = self.connect(upstream, client_ip, addrs).await else {
             log::warn!(
                 "listener {}: no backend for a connection; closing it",
                 self.listener
@@ -221,7 +225,7 @@ impl ServerApp for TcpProxy {
             self.rx.inc_by(early.len() as u64);
             let sent = backend.write_all(&early).await;
             if sent.is_err() || backend.flush().await.is_err() {
-                self.upstream.report(attempt, Outcome::Failure);
+                upstream.report(attempt, Outcome::Failure);
                 return None;
             }
         }
@@ -237,10 +241,10 @@ impl ServerApp for TcpProxy {
             log::debug!(
                 "listener {}: connection via {} ended: {e}",
                 self.listener,
-                self.upstream.backend(index).addr
+                upstream.backend(index).addr
             );
         }
-        self.upstream.report(attempt, Outcome::Success);
+        upstream.report(attempt, Outcome::Success);
         None
     }
 }

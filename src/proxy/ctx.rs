@@ -13,6 +13,10 @@ use crate::upstream::Attempt;
 
 pub struct RequestCtx {
     pub started: Instant,
+    /// The listener's site as the request found it (Pingora's path; the
+    /// forwarder passes its site along instead): one generation from the
+    /// request's start to its end, whatever a reload swaps meanwhile.
+    pub site: Option<Arc<super::Site>>,
     /// Set in `request_filter`; `None` means no route matched (404).
     pub route: Option<Arc<RouteRuntime>>,
     /// Backends already tried for this request, by index, in order.
@@ -51,6 +55,7 @@ impl RequestCtx {
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
+            site: None,
             route: None,
             tried: Vec::new(),
             attempt: None,

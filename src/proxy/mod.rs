@@ -89,24 +89,33 @@ pub struct Site {
     pub trusted_proxies: Vec<Cidr>,
     /// `server.request_id`, when requests get an id.
     pub request_id: Option<RequestIdSettings>,
+    /// HTTP/2 streams may take the forwarder's pipeline: `forwarder` is on
+    /// and every route's backends are plain HTTP/1.1 ([`crate::http2`]).
+    pub h2_front: bool,
+    /// Some route's upstream sends PROXY headers: HTTP/2 connections look
+    /// their addresses up.
+    pub proxy_out: bool,
 }
 
+/// A listener's current [`Site`], replaced whole by a reload
+/// ([`crate::live`]); each request loads it once and keeps it to its end.
+pub type SiteSlot = arc_swap::ArcSwap<Site>;
+
 pub struct HttpProxy {
-    site: Arc<Site>,
+    slot: Arc<SiteSlot>,
 }
 
 impl HttpProxy {
-    pub fn new(site: Arc<Site>) -> Self {
-        Self { site }
+    pub fn new(slot: Arc<SiteSlot>) -> Self {
+        Self { slot }
     }
 }
 
-impl std::ops::Deref for HttpProxy {
-    type Target = Site;
-
-    fn deref(&self) -> &Site {
-        &self.site
-    }
+/// The site the request started with.
+fn site_of(ctx: &RequestCtx) -> Result<Arc<Site>> {
+    ctx.site
+        .clone()
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "request without a site"))
 }
 
 #[async_trait]
@@ -114,27 +123,30 @@ impl ProxyHttp for HttpProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        let mut ctx = RequestCtx::new();
+        ctx.site = Some(self.slot.load_full());
+        ctx
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.request_id = policy::request_id(self.request_id.as_ref(), session.req_header());
+        let site = site_of(ctx)?;
+        ctx.request_id = policy::request_id(site.request_id.as_ref(), session.req_header());
         ctx.client_ip = policy::client_ip_of(
             client_ip(session),
-            &self.trusted_proxies,
+            &site.trusted_proxies,
             session.req_header(),
         );
         if let Some(why) = framing::ambiguity(session.req_header()) {
             log::debug!("refusing request: {why}");
             return refuse(session, ctx, 400, &[]).await;
         }
-        if target_len(session.req_header()) > self.max_uri_bytes {
+        if target_len(session.req_header()) > site.max_uri_bytes {
             return refuse(session, ctx, 414, &[]).await;
         }
         let req = session.req_header_mut();
         to_origin_form(req)?;
         let host = request_host(req);
-        let Some(route) = self.router.find(&host, req.uri.path()) else {
+        let Some(route) = site.router.find(&host, req.uri.path()) else {
             return refuse(session, ctx, 404, &[]).await;
         };
         ctx.route = Some(Arc::clone(route));
@@ -142,7 +154,7 @@ impl ProxyHttp for HttpProxy {
         let admitted = policy::admit(
             &route.policy,
             session.req_header(),
-            self.scheme,
+            site.scheme,
             ctx.client_ip,
             body_len,
         );
@@ -212,11 +224,12 @@ impl ProxyHttp for HttpProxy {
         }
         // The previous try (if any) was reported in fail_to_connect.
         ctx.attempt = None;
+        let site = site_of(ctx)?;
         let Some(attempt) = choose::choose(
             &route,
             session.req_header(),
             ctx.client_ip,
-            &self.sticky_key,
+            &site.sticky_key,
             ctx,
         ) else {
             let (code, why) = if ctx.tried.is_empty() {
@@ -293,12 +306,13 @@ impl ProxyHttp for HttpProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let scheme = ctx.site.as_ref().map_or("http", |s| s.scheme);
         rewrite_request(
             ctx.route.as_deref(),
             session.req_header(),
             upstream_request,
             client_ip(session),
-            self.scheme,
+            scheme,
         )?;
         match &ctx.route {
             Some(route) => {
@@ -420,11 +434,14 @@ impl ProxyHttp for HttpProxy {
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(499);
-        self.settle(ctx, status, outcome(ctx.upstream_status, e));
-        if let Some(log) = &self.access_log {
+        let Some(site) = ctx.site.clone() else {
+            return;
+        };
+        site.settle(ctx, status, outcome(ctx.upstream_status, e));
+        if let Some(log) = &site.access_log {
             let req = session.req_header();
             let sent = session.body_bytes_sent();
-            access::record(log, req, ctx.client_ip, ctx, &self.listener, status, sent);
+            access::record(log, req, ctx.client_ip, ctx, &site.listener, status, sent);
         }
     }
 }

@@ -21,7 +21,9 @@ pub struct RouteRuntime {
     /// `None` for a route that only redirects.
     pub upstream: Option<Arc<Upstream>>,
     pub policy: RoutePolicy,
-    pub rate_limit: Option<Store>,
+    /// Shared with the previous generation's route of the same name while
+    /// its `rate_limit` is unchanged (a reload keeps the buckets).
+    pub rate_limit: Option<Arc<Store>>,
     pub sticky: Option<Sticky>,
     /// `compress`: `None` costs the request nothing.
     pub compress: Option<Arc<Compress>>,
@@ -39,7 +41,8 @@ pub struct RouteRuntime {
 }
 
 impl RouteRuntime {
-    /// `max_body_bytes` is the server's, for a route that sets none.
+    /// `max_body_bytes` is the server's, for a route that sets none;
+    /// `store` the rate-limit store to keep (else a new one is made).
     pub fn new(
         listener: &str,
         route: &Route,
@@ -47,6 +50,7 @@ impl RouteRuntime {
         idle: Arc<IdleConns>,
         metrics: &Metrics,
         max_body_bytes: u64,
+        store: Option<Arc<Store>>,
     ) -> Self {
         let upstream_name = upstream.as_ref().map_or("", |u| u.spec.name.as_str());
         let duration =
@@ -87,13 +91,15 @@ impl RouteRuntime {
             upstream,
             policy,
             rate_limit: route.rate_limit.as_ref().map(|rl| {
-                Store::new(
-                    rl,
-                    listener,
-                    &route.name,
-                    &metrics.rate_limit_store_errors,
-                    Instant::now(),
-                )
+                store.unwrap_or_else(|| {
+                    Arc::new(Store::new(
+                        rl,
+                        listener,
+                        &route.name,
+                        &metrics.rate_limit_store_errors,
+                        Instant::now(),
+                    ))
+                })
             }),
             sticky: route.sticky.clone(),
             compress: route.compress.clone(),

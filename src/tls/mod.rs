@@ -12,4 +12,4 @@ mod pem;
 mod sni;
 
 pub use pem::{load_ca, load_pair, CertPair};
-pub use sni::{NameMatch, SniCerts};
+pub use sni::{LiveCerts, NameMatch, SniCerts};

@@ -72,6 +72,28 @@ impl SniCerts {
     }
 }
 
+/// A listener's certificate set as served: replaced whole when a reload
+/// read the files again, each handshake reading the current one.
+#[derive(Debug)]
+pub struct LiveCerts(arc_swap::ArcSwap<SniCerts>);
+
+impl LiveCerts {
+    pub fn new(certs: SniCerts) -> Self {
+        Self(arc_swap::ArcSwap::from_pointee(certs))
+    }
+
+    /// Handshakes from now on present `certs`.
+    pub fn replace(&self, certs: SniCerts) {
+        self.0.store(Arc::new(certs));
+    }
+}
+
+impl ResolvesServerCert for LiveCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(self.0.load().choose(hello.server_name())))
+    }
+}
+
 impl ResolvesServerCert for SniCerts {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(Arc::clone(self.choose(hello.server_name())))

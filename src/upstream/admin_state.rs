@@ -37,6 +37,13 @@ impl AdminState {
         }
     }
 
+    /// The state [`AdminState::name`] names (the state file's spelling).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [AdminState::Enabled, AdminState::Drain, AdminState::Disabled]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
     fn tag(self) -> u32 {
         match self {
             AdminState::Enabled => 0,
@@ -130,6 +137,19 @@ impl Overrides {
     }
 }
 
+/// The override a backend keeps across a reload that changed its upstream:
+/// its state always; its weight when an operator set one (an enabled
+/// backend at its configured weight follows the new configured weight).
+pub fn carried(was: Override, configured: u32, now_configured: u32) -> Override {
+    if u32::from(was.weight) != configured {
+        return was;
+    }
+    Override {
+        state: was.state,
+        weight: u16::try_from(now_configured).unwrap_or(u16::MAX),
+    }
+}
+
 /// What an operator asks of one backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -157,6 +177,13 @@ impl Upstream {
     /// Backend `index`'s runtime override.
     pub fn admin_override(&self, index: usize) -> Override {
         self.overrides.get(index)
+    }
+
+    /// Backend `index` gets override `o` as it was saved (the state file,
+    /// at start), the selector rebuilt for its weight.
+    pub fn restore(&self, index: usize, o: Override) {
+        self.overrides.set(index, o);
+        self.reweigh();
     }
 
     /// Applies `change` to backend `index` and rebuilds the selector when
@@ -206,6 +233,7 @@ impl Upstream {
             }
         }
         self.overrides.set(index, new);
+        crate::live::state_file::changed();
         if old.effective_weight() != new.effective_weight() {
             let set: BTreeSet<Backend> = members(&self.spec.backends, weight_of)
                 .into_iter()

@@ -336,6 +336,15 @@ impl Breakers {
         }
     }
 
+    /// Backend `index` takes over the breaker of `from_index` in `from`
+    /// (same settings; a reload rebuilt the upstream): open stays open.
+    pub fn carry(&self, index: usize, from: &Breakers, from_index: usize) {
+        if let (Some(to), Some(src)) = (self.slots.get(index), from.slots.get(from_index)) {
+            let state = lock(src).clone();
+            *lock(to) = state;
+        }
+    }
+
     /// See [`Breaker::state`]; `Closed` for an upstream without breakers.
     pub fn state(&self, index: usize, now: Instant) -> State {
         self.slots

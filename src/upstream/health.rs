@@ -1,12 +1,14 @@
 //! Active health checks: the configured `health_check` turned into Pingora's
-//! `TcpHealthCheck` / `HttpHealthCheck`, run by the upstream's
-//! `LoadBalancer` as a background service every `interval`, all backends in
-//! parallel (one hung backend does not delay the others).
+//! `TcpHealthCheck` / `HttpHealthCheck`, run by [`super::probe`] every
+//! `interval`, all backends in parallel (one hung backend does not delay
+//! the others), under the health supervisor, which starts and stops them as
+//! reloads add and remove upstreams.
 //!
-//! Pingora flips a backend after `healthy_threshold` consecutive passes
-//! (rise) or `unhealthy_threshold` consecutive failures (fall); backends
-//! start up. Every flip reaches [`HealthEvents`], which logs it and stamps
-//! when the backend came back, for slow start.
+//! A backend flips after `healthy_threshold` consecutive passes (rise) or
+//! `unhealthy_threshold` consecutive failures (fall); backends start up (or
+//! as a reload or the state file left them). Every flip reaches
+//! [`HealthEvents`], which logs it and stamps when the backend came back,
+//! for slow start.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,7 +71,29 @@ impl HealthEvents {
         self.up.is_empty()
     }
 
-    fn record(&self, index: usize, healthy: bool) {
+    /// Backend `index` takes backend `from_index`'s state in `from` (a
+    /// reload rebuilt the upstream): down stays down, up keeps its slow
+    /// start stamp.
+    pub fn carry(&self, index: usize, from: &HealthEvents, from_index: usize) {
+        let (Some(up), Some(since)) = (self.up.get(index), self.up_since.get(index)) else {
+            return;
+        };
+        up.store(from.is_up(from_index), Ordering::Relaxed);
+        if let Some(then) = from.up_for(from_index, Instant::now()) {
+            let at = (Instant::now() - then).saturating_duration_since(self.epoch);
+            since.store(at.as_nanos().max(1) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets backend `index` down without a log line (state read back from
+    /// `server.state_file` at start).
+    pub fn restore_down(&self, index: usize) {
+        if let Some(up) = self.up.get(index) {
+            up.store(false, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn record(&self, index: usize, healthy: bool) {
         if let Some(up) = self.up.get(index) {
             up.store(healthy, Ordering::Relaxed);
         }
@@ -89,6 +113,7 @@ impl HealthEvents {
                 self.upstream
             );
         }
+        crate::live::state_file::changed();
     }
 }
 

@@ -24,6 +24,7 @@ pub mod hash_key;
 pub mod health;
 pub mod idle;
 pub mod load;
+pub mod probe;
 pub mod selection;
 pub mod slow_start;
 
@@ -33,12 +34,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use futures::FutureExt;
-use pingora::lb::discovery::Static;
 use pingora::lb::selection::{BackendIter, BackendSelection};
-use pingora::lb::{Backend, Backends, LoadBalancer};
-use pingora::services::background::background_service;
-use pingora::services::ServiceWithDependents;
+use pingora::lb::Backend;
 
 use crate::config::{BackendSpec, Policy, UpstreamSpec};
 use admin_state::Overrides;
@@ -126,6 +123,9 @@ pub struct Upstream {
     /// Serializes admin writes, so the last rebuild sees the last write.
     /// Never taken on the request path.
     writing: std::sync::Mutex<()>,
+    /// The active health checks, when configured; run by
+    /// [`probe::run`] under the health supervisor ([`crate::live`]).
+    pub(crate) probe: Option<probe::Probe>,
 }
 
 /// One try of one request on one backend: counts as in flight until dropped,
@@ -137,12 +137,14 @@ pub struct Attempt {
     permit: Option<Permit>,
 }
 
-/// The background service that runs an upstream's health checks; add it to
-/// the server or the checks never run.
-pub type HealthService = Box<dyn ServiceWithDependents>;
-
 impl Upstream {
-    pub fn build(spec: Arc<UpstreamSpec>) -> (Arc<Self>, Option<HealthService>) {
+    /// A fresh upstream: every backend up, breakers closed, no overrides.
+    /// Its health checks (if any) run once the health supervisor sees it.
+    pub fn build(spec: Arc<UpstreamSpec>) -> Arc<Self> {
+        Arc::new(Self::fresh(spec))
+    }
+
+    fn fresh(spec: Arc<UpstreamSpec>) -> Self {
         let load = LoadTable::new(spec.backends.len());
         let ctx = SelectionContext {
             load: Arc::clone(&load),
@@ -153,10 +155,10 @@ impl Upstream {
             .into_iter()
             .collect();
         let picker = picker(spec.policy, &set, &ctx, &health);
-        let service = health_service(&spec, set, ctx.clone(), &health);
+        let probe = probe::Probe::new(&spec, set.into_iter().collect(), &health);
         let breakers = Breakers::new(spec.circuit_breaker.as_ref(), spec.backends.len());
         let overrides = Overrides::new(spec.backends.iter().map(|b| b.weight));
-        let upstream = Self {
+        Self {
             spec,
             picker: ArcSwap::from_pointee(picker),
             ctx,
@@ -165,8 +167,55 @@ impl Upstream {
             breakers,
             overrides,
             writing: std::sync::Mutex::new(()),
-        };
-        (Arc::new(upstream), service)
+            probe,
+        }
+    }
+
+    /// `spec` built anew (a reload changed it), each backend whose `addr`
+    /// was in `old` keeping what it had there: its health (a backend that
+    /// was down stays down until its checks pass — when `spec` checks
+    /// health at all), its breaker (when the breaker settings are the same)
+    /// and its runtime override. In-flight counts and idle connections stay
+    /// with `old` and end with their requests.
+    pub fn rebuild(spec: Arc<UpstreamSpec>, old: &Upstream) -> Arc<Self> {
+        let new = Self::fresh(spec);
+        let same_breaker =
+            format!("{:?}", new.spec.circuit_breaker) == format!("{:?}", old.spec.circuit_breaker);
+        let checks = new.spec.health_check.is_some();
+        for (i, b) in new.spec.backends.iter().enumerate() {
+            let Some(j) = old.backend_index(&b.addr) else {
+                continue;
+            };
+            if checks && old.spec.health_check.is_some() {
+                new.health.carry(i, &old.health, j);
+            }
+            if same_breaker {
+                new.breakers.carry(i, &old.breakers, j);
+            }
+            let was = old.overrides.get(j);
+            let configured = old.spec.backends[j].weight;
+            new.overrides
+                .set(i, admin_state::carried(was, configured, b.weight));
+        }
+        new.reweigh();
+        Arc::new(new)
+    }
+
+    /// Rebuilds the selector over the effective weights (after overrides
+    /// were set other than through [`Upstream::apply`]).
+    pub(crate) fn reweigh(&self) {
+        let set: BTreeSet<Backend> = members(&self.spec.backends, |i| {
+            self.overrides.get(i).effective_weight()
+        })
+        .into_iter()
+        .collect();
+        let rebuilt = picker(self.spec.policy, &set, &self.ctx, &self.health);
+        self.picker.store(Arc::new(rebuilt));
+    }
+
+    /// The health transitions of this upstream's backends.
+    pub fn health_events(&self) -> &Arc<HealthEvents> {
+        &self.health
     }
 
     /// The backend for this attempt: the policy's first choice among backends
@@ -275,21 +324,6 @@ pub(crate) fn members(specs: &[BackendSpec], weight: impl Fn(usize) -> u32) -> V
         .collect()
 }
 
-/// A `LoadBalancer<S>` over a static backend set, selector already built.
-pub(crate) fn load_balancer<S>(set: BTreeSet<Backend>, ctx: SelectionContext) -> LoadBalancer<S>
-where
-    S: BackendSelection<Config = SelectionContext> + 'static,
-    S::Iter: BackendIter,
-{
-    let backends = Backends::new(Static::new(set));
-    let lb = LoadBalancer::from_backends_with_config(backends, Some(ctx));
-    // Static discovery never waits and never fails: this fills the selector now.
-    if let Some(Err(e)) = lb.update().now_or_never() {
-        log::error!("building upstream selector: {e}");
-    }
-    lb
-}
-
 /// The configured policy's selector over `set`: the one `match` on the
 /// policy. Run at start and again when an operator changes a weight.
 fn picker(
@@ -307,23 +341,4 @@ fn picker(
         Policy::ConsistentHash => Box::new(walk::<selection::ConsistentHash>(set, ctx, h)),
         Policy::Random => Box::new(walk::<selection::Random>(set, ctx, h)),
     }
-}
-
-/// With a health check, a `LoadBalancer` that runs it as a background
-/// service (returned for the server to add): every `interval`, all backends
-/// checked in parallel. Picks use the walk, so its own selector is the
-/// cheapest one, round robin.
-fn health_service(
-    spec: &UpstreamSpec,
-    set: BTreeSet<Backend>,
-    ctx: SelectionContext,
-    health: &Arc<HealthEvents>,
-) -> Option<HealthService> {
-    let check = spec.health_check.as_ref()?;
-    let mut lb = load_balancer::<selection::RoundRobin>(set, ctx);
-    lb.set_health_check(health::build(check, spec.tls.as_ref(), Arc::clone(health)));
-    lb.health_check_frequency = Some(check.interval);
-    lb.parallel_health_check = true;
-    let service = background_service(&format!("health checks {}", spec.name), lb);
-    Some(Box::new(service))
 }

@@ -157,6 +157,9 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
         ),
         error_log: s.error_log.map(PathBuf::from),
         access_log: s.access_log.map(PathBuf::from),
+        state_file: s
+            .state_file
+            .and_then(|f| state_file(f, &path.key("state_file"), p)),
         header_timeout: nonzero_duration(
             s.header_timeout.as_ref(),
             Duration::from_secs(10),
@@ -261,4 +264,25 @@ fn cross_checks(
             );
         }
     }
+}
+
+/// `server.state_file`: a file path whose directory exists (the file itself
+/// is created at the first change).
+fn state_file(file: String, path: &YamlPath, p: &mut Problems) -> Option<PathBuf> {
+    let file = PathBuf::from(file);
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if file.file_name().is_none() || file.is_dir() {
+        p.error(path, format!("{} is not a file path", file.display()))
+            .hint("state_file: /var/lib/switchyard/state.json");
+        return None;
+    }
+    if !dir.is_dir() {
+        p.error(path, format!("directory {} does not exist", dir.display()))
+            .hint("create it, writable by switchyard (e.g. systemd StateDirectory=switchyard)");
+        return None;
+    }
+    Some(file)
 }
