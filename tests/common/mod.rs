@@ -7,6 +7,7 @@ pub mod certs;
 pub mod daemon;
 pub mod h2frames;
 pub mod redis_server;
+pub mod reload;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
