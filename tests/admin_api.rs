@@ -137,7 +137,8 @@ fn unknown_targets_are_404_and_bad_weights_400() {
         ("enabled".into(), 1),
         "nothing changed"
     );
-    assert_eq!(write(&p, "POST", "/reload", Some(TOKEN), "").status, 501);
+    // (POST /reload: tests/reload.rs.)
+    assert_eq!(write(&p, "POST", "/reload", None, "").status, 401);
 }
 
 #[test]
