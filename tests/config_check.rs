@@ -45,6 +45,12 @@ const CASES: &[(&str, usize, &str, &str)] = &[
     ),
     ("not_yaml.yaml", 5, "", "not valid YAML"),
     (
+        "bad_state_file.yaml",
+        2,
+        "server.state_file",
+        "directory /nonexistent-switchyard-dir does not exist",
+    ),
+    (
         "wrong_type.yaml",
         9,
         "upstreams.api.backends[0].weight",

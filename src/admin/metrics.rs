@@ -171,6 +171,16 @@ impl Metrics {
         }
     }
 
+    /// Drops the live-state gauges of a backend a reload removed, so no
+    /// stale `up` or in-flight value is exported for it. (Counters stay:
+    /// they are totals.)
+    pub fn forget_backend(&self, upstream: &str, backend: &str) {
+        let labels = [upstream, backend];
+        let _ = self.backend_inflight.remove_label_values(&labels);
+        let _ = self.backend_up.remove_label_values(&labels);
+        let _ = self.circuit_state.remove_label_values(&labels);
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         TextEncoder::new()

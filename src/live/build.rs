@@ -65,6 +65,22 @@ pub fn upstream_changes(
     out
 }
 
+/// (upstream, backend addr) pairs of `old` that `new` no longer has.
+pub fn backends_gone<'a>(
+    old: &'a BTreeMap<String, Arc<Upstream>>,
+    new: &BTreeMap<String, Arc<Upstream>>,
+) -> Vec<(&'a str, &'a str)> {
+    old.iter()
+        .flat_map(|(name, u)| {
+            let kept = new.get(name);
+            u.spec.backends.iter().filter_map(move |b| {
+                let stays = kept.is_some_and(|k| k.backend_index(&b.addr).is_some());
+                (!stays).then_some((name.as_str(), b.addr.as_str()))
+            })
+        })
+        .collect()
+}
+
 /// The log lines for routes of `listener` added, removed and changed.
 pub fn route_changes(listener: &str, old: &Config, new: &Config) -> Vec<String> {
     let (before, after) = (routes_of(old, listener), routes_of(new, listener));

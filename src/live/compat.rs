@@ -111,3 +111,47 @@ fn protocol(kind: &ListenerKind) -> &'static str {
         ListenerKind::Tcp { .. } => "tcp",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str, extra: &str, server: &str) -> Config {
+        let text = format!(
+            "server: {{ {server} }}\nlisteners:\n  web:\n    listen: \"{listen}\"\n{extra}    routes: [{{ upstream: u }}]\nupstreams:\n  u: {{ backends: [{{ addr: \"127.0.0.1:9\" }}] }}\n"
+        );
+        crate::config::load_str(&text).unwrap().config
+    }
+
+    #[test]
+    fn routes_upstreams_and_max_body_bytes_reload() {
+        let old = config("127.0.0.1:8080", "", "max_body_bytes: 10");
+        let new = config(
+            "127.0.0.1:8080",
+            "    trusted_proxies: [10.0.0.0/8]\n",
+            "max_body_bytes: 20",
+        );
+        assert_eq!(check(&old, &new), Ok(()));
+    }
+
+    #[test]
+    fn listener_and_server_changes_need_an_upgrade() {
+        let old = config("127.0.0.1:8080", "", "");
+        for (new, key) in [
+            (config("127.0.0.1:8081", "", ""), "listeners.web.listen"),
+            (
+                config("127.0.0.1:8080", "    h2c: true\n", ""),
+                "listeners.web.h2c",
+            ),
+            (
+                config("127.0.0.1:8080", "    forwarder: false\n", ""),
+                "listeners.web.forwarder",
+            ),
+            (config("127.0.0.1:8080", "", "threads: 3"), "server:"),
+        ] {
+            let why = check(&old, &new).unwrap_err();
+            assert!(why.contains(key), "{key}: {why}");
+            assert!(why.contains("switchyard upgrade"), "{why}");
+        }
+    }
+}

@@ -232,6 +232,9 @@ impl Live {
         let config = Arc::new(config);
         let upstreams = build::upstreams(&config, Some(&old.upstreams));
         let mut changes = build::upstream_changes(&old.upstreams, &upstreams);
+        for (upstream, addr) in build::backends_gone(&old.upstreams, &upstreams) {
+            self.shared.metrics.forget_backend(upstream, addr);
+        }
         for listener in &config.listeners {
             let Some(slot) = self.sites.get(&listener.name) else {
                 continue;

@@ -310,4 +310,27 @@ mod tests {
         );
         assert_eq!(o.get(7).effective_weight(), 0);
     }
+
+    #[test]
+    fn a_reload_keeps_the_state_and_an_operators_weight() {
+        let at = |state, weight| Override { state, weight };
+        // At the configured weight: follows the new configured weight.
+        assert_eq!(
+            carried(at(AdminState::Drain, 5), 5, 8),
+            at(AdminState::Drain, 8)
+        );
+        assert_eq!(
+            carried(at(AdminState::Enabled, 5), 5, 8),
+            at(AdminState::Enabled, 8)
+        );
+        // A weight an operator set stays.
+        assert_eq!(
+            carried(at(AdminState::Enabled, 3), 5, 8),
+            at(AdminState::Enabled, 3)
+        );
+        assert_eq!(
+            carried(at(AdminState::Disabled, 3), 5, 8),
+            at(AdminState::Disabled, 3)
+        );
+    }
 }
