@@ -66,6 +66,10 @@ pub fn server_conf(s: &ServerSettings, daemon: bool) -> ServerConf {
         // often, so with 1,000 busy connections a quarter of requests waited
         // 90–250 ms (p99 231 ms vs 50–70 ms this way; README "Benchmarks").
         work_stealing: false,
+        // A daemon stays in the directory it was started from (the default
+        // is `/`): relative paths in the config (certificates, token and
+        // state files) mean the same at a reload as they did at start.
+        working_directory: std::env::current_dir().ok(),
         ..ServerConf::default()
     }
 }

@@ -218,3 +218,23 @@ fn no_request_fails_during_twenty_reloads() {
     );
     assert_eq!(generation(&p), 21);
 }
+
+#[test]
+fn a_tcp_listener_takes_its_new_upstream_for_new_connections() {
+    let (a, b) = (backends("ta", 1), backends("tb", 1));
+    let (_t, token) = token_file();
+    let conf = |target: &str| {
+        format!(
+            "admin: {{ listen: \"{{ADMIN}}\", token_file: \"{}\" }}\nlisteners:\n  db: {{ protocol: tcp, listen: \"{{TCP}}\", upstream: {target} }}\nupstreams:\n  a: {{ backends: {} }}\n  b: {{ backends: {} }}\n",
+            token.display(),
+            backend_list(&a),
+            backend_list(&b)
+        )
+    };
+    let p = Proxy::start(&conf("a"));
+    assert_eq!(get(p.tcp, "x", "/").backend(), Some("ta-1"));
+    rewrite(&p, &conf("b"));
+    let r = post_reload(&p, Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(p.tcp, "x", "/").backend(), Some("tb-1"));
+}
