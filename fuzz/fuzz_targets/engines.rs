@@ -329,6 +329,7 @@ upstreams:
     let server = thread::spawn(move || {
         let server = switchyard::server::build(
             &loaded.config,
+            &file,
             switchyard::server::StartOptions {
                 daemon: false,
                 upgrade: false,
