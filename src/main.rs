@@ -204,7 +204,7 @@ fn reload(file: &str) -> ExitCode {
         eprintln!("switchyard: not reloading: the running instance was not touched");
         return ExitCode::from(1);
     };
-    match switchyard::reload::reload(&config) {
+    match switchyard::reload::reload(std::path::Path::new(file), &config) {
         Ok(summary) => {
             println!("switchyard: reloaded {file}: {summary}");
             ExitCode::SUCCESS

@@ -7,10 +7,13 @@
 //! from the admin listener's `/status`: `reloads` grows once the process has
 //! tried, and `last_reload` says whether it applied the file (exit 0) or
 //! refused it (exit 1, its message printed: the problems it found, or the
-//! listener change that needs `switchyard upgrade`). No process, or none
+//! listener change that needs `switchyard upgrade`). FILE must be the file
+//! the process was started with (`/status` `config_file`): a reload cannot
+//! switch files. No process, or none
 //! answering within 30 s: exit 2. Without an `admin` listener the outcome
 //! cannot be read back: the signal is sent and the log has the result.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -47,7 +50,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Signals the instance `config` names (its `pid_file`) to reload and waits
 /// for the outcome on its admin listener. `Ok` with the process's summary.
-pub fn reload(config: &Config) -> Result<String, ReloadError> {
+pub fn reload(file: &Path, config: &Config) -> Result<String, ReloadError> {
     let pid =
         running_pid(&config.server.pid_file).map_err(|e| ReloadError::NoProcess(e.to_string()))?;
     let Some(admin) = config.admin.as_ref().map(|a| a.listen) else {
@@ -58,11 +61,26 @@ pub fn reload(config: &Config) -> Result<String, ReloadError> {
         ));
     };
     let count = |s: &serde_json::Value| s.get("reloads").and_then(|n| n.as_u64());
-    let before = status(admin).as_ref().and_then(count).ok_or_else(|| {
+    let answered = status(admin).ok_or_else(|| {
         ReloadError::NoProcess(format!(
             "pid {pid} does not answer on its admin listener {admin}"
         ))
     })?;
+    let before = count(&answered).ok_or_else(|| {
+        ReloadError::NoProcess(format!(
+            "{admin} answers without a reload count: not a switchyard that reloads (use `switchyard upgrade`)"
+        ))
+    })?;
+    // The process reads the file it was started with: FILE must be it, or
+    // what was validated here is not what would be applied.
+    let serves = answered["config_file"].as_str().unwrap_or("");
+    let given = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    if !serves.is_empty() && Path::new(serves) != given {
+        return Err(ReloadError::Refused(format!(
+            "pid {pid} serves {serves}, not {}: a reload reads the file the process was started with; edit that one, or switch files with `switchyard upgrade`",
+            given.display()
+        )));
+    }
     signal(pid, libc::SIGHUP)
         .map_err(|e| ReloadError::NoProcess(format!("cannot signal pid {pid}: {e}")))?;
     let deadline = Instant::now() + WAIT;

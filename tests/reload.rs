@@ -141,8 +141,25 @@ fn a_listener_change_is_refused_with_the_upgrade_hint() {
     let r = post_reload(&p, Some(TOKEN));
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("switchyard upgrade"), "{}", r.body);
+
+    // Another file than the one the process serves: refused before any signal.
+    rewrite(&p, &config(&token, pingora, "b", &a, &b));
+    let other = p.dir.path().join("other.yaml");
+    std::fs::copy(conf_path(&p), &other).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["reload", "-c"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("serves"),
+        "{out:?}"
+    );
+
     assert_served_by(&p, pingora, "a-");
     assert_eq!(generation(&p), 1);
+    assert_eq!(status(&p)["reloads"], 2);
 }
 
 #[test]

@@ -35,10 +35,10 @@ fn who(p: &Proxy) -> String {
 fn a_backend_down_by_health_checks_stays_down_across_a_reload() {
     let b = backends("h", 2);
     let (_t, token) = token_file();
-    // Coming back takes 50 passes (5 s): long after the reload is checked.
+    // Coming back takes 100 passes (10 s): long after the reload is checked.
     let conf = |retries: u32| {
         format!(
-            "{}listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: u }}]\nupstreams:\n  u:\n    retries: {retries}\n    backends: {}\n    health_check: {{ type: http, path: /healthz, interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 50 }}\n",
+            "{}listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: u }}]\nupstreams:\n  u:\n    retries: {retries}\n    backends: {}\n    health_check: {{ type: http, path: /healthz, interval: 100ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 100 }}\n",
             admin(&token),
             backend_list(&b)
         )
@@ -78,7 +78,10 @@ fn a_spent_bucket_and_an_open_breaker_stay_across_a_reload() {
     b[0].state.force_status(Some(500));
     assert_eq!(p.get("x", "/").status, 500);
     let addr = b[0].addr.to_string();
-    assert_eq!(backend_status(&p, "u", &addr)["circuit"], "open");
+    // (The outcome reaches the breaker just after the answer is sent.)
+    assert!(wait_until(Duration::from_secs(5), || {
+        backend_status(&p, "u", &addr)["circuit"] == "open"
+    }));
     b[0].state.force_status(None);
 
     // The weight changed: upstream u is rebuilt; every route is rebuilt.

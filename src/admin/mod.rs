@@ -72,7 +72,7 @@ impl ServeHttp for AdminApp {
             "/status" => {
                 let generation = self.live.current();
                 let snapshot = status::snapshot(&generation, self.live.metrics(), self.started)
-                    .with_reloads(self.live.last_reload());
+                    .with_reloads(self.live.file(), self.live.last_reload());
                 let body = serde_json::to_vec_pretty(&snapshot)
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
                 reply(StatusCode::OK, "application/json", body)

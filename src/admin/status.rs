@@ -24,6 +24,8 @@ pub struct Status<'a> {
     pub pid: u32,
     pub version: &'static str,
     pub uptime_seconds: u64,
+    /// The file the process was started with: what a reload reads again.
+    pub config_file: String,
     /// 1 at start, +1 per applied reload.
     pub config_generation: u64,
     /// Reloads tried so far (applied or rejected): `switchyard reload`
@@ -85,8 +87,14 @@ pub struct BackendStatus<'a> {
 }
 
 impl Status<'_> {
-    /// With the reload count and the latest reload (see [`crate::live::Live::last_reload`]).
-    pub fn with_reloads(mut self, (count, last): (u64, Option<LastReload>)) -> Self {
+    /// With the config file, the reload count and the latest reload (see
+    /// [`crate::live::Live::last_reload`]).
+    pub fn with_reloads(
+        mut self,
+        file: &std::path::Path,
+        (count, last): (u64, Option<LastReload>),
+    ) -> Self {
+        self.config_file = file.to_string_lossy().into_owned();
         self.reloads = count;
         self.last_reload = last;
         self
@@ -135,6 +143,7 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: started.elapsed().as_secs(),
+        config_file: String::new(),
         config_generation: generation.number,
         reloads: 0,
         last_reload: None,

@@ -132,6 +132,12 @@ impl Live {
         })
     }
 
+    /// The file the process was started with (absolute when it could be
+    /// resolved), which reloads read again.
+    pub fn file(&self) -> &std::path::Path {
+        &self.file
+    }
+
     /// The generation serving now.
     pub fn current(&self) -> Arc<Generation> {
         self.current.load_full()
