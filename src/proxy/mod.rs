@@ -39,12 +39,14 @@ mod peer;
 pub(crate) mod respond;
 mod rewrite;
 mod route;
+mod site;
 
 pub use ctx::RequestCtx;
 pub(crate) use rewrite::{
     rewrite_request, rewrite_response, target_len, to_origin_form, upstream_target,
 };
 pub use route::RouteRuntime;
+pub use site::{Site, SiteSlot};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -56,50 +58,13 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
-use crate::access_log::AccessLog;
-use crate::admin::status_counters::StatusCounters;
-use crate::admin::Metrics;
 use crate::compress;
 use crate::config::UpstreamSpec;
-use crate::filters::sticky::StickyKey;
+use crate::policy;
 use crate::policy::body_limit::Allowance;
-use crate::policy::{self, Cidr, RequestIdSettings};
 use crate::proxy_protocol::ConnAddrs;
-use crate::router::{request_host, Router};
+use crate::router::request_host;
 use crate::upstream::breaker::Outcome;
-
-/// What a listener's proxy knows: its routes and how to answer. Shared by
-/// the Pingora dispatcher below and the HTTP/1 forwarder ([`crate::h1`]).
-pub struct Site {
-    pub listener: String,
-    pub router: Router<Arc<RouteRuntime>>,
-    pub metrics: Arc<Metrics>,
-    /// `https` when the listener terminates TLS.
-    pub scheme: &'static str,
-    /// Signs and checks sticky cookies; one per process.
-    pub sticky_key: Arc<StickyKey>,
-    /// `server.access_log`, when set.
-    pub access_log: Option<Arc<AccessLog>>,
-    /// `switchyard_http_requests_total` for requests no route matched.
-    pub unrouted: StatusCounters,
-    /// `server.max_uri_bytes`: HTTP/1 heads are measured while they arrive
-    /// ([`crate::http_guard`]); HTTP/2 requests in `request_filter`.
-    pub max_uri_bytes: usize,
-    /// Peers whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<Cidr>,
-    /// `server.request_id`, when requests get an id.
-    pub request_id: Option<RequestIdSettings>,
-    /// HTTP/2 streams may take the forwarder's pipeline: `forwarder` is on
-    /// and every route's backends are plain HTTP/1.1 ([`crate::http2`]).
-    pub h2_front: bool,
-    /// Some route's upstream sends PROXY headers: HTTP/2 connections look
-    /// their addresses up.
-    pub proxy_out: bool,
-}
-
-/// A listener's current [`Site`], replaced whole by a reload
-/// ([`crate::live`]); each request loads it once and keeps it to its end.
-pub type SiteSlot = arc_swap::ArcSwap<Site>;
 
 pub struct HttpProxy {
     slot: Arc<SiteSlot>,
@@ -442,28 +407,6 @@ impl ProxyHttp for HttpProxy {
             let req = session.req_header();
             let sent = session.body_bytes_sent();
             access::record(log, req, ctx.client_ip, ctx, &site.listener, status, sent);
-        }
-    }
-}
-
-impl Site {
-    /// The end of a request on either path: the attempt's outcome to the
-    /// breaker (`None`: only the client failed, which says nothing about the
-    /// backend), then the request counted under its final `status`.
-    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
-        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
-        if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            match outcome {
-                Some(outcome) => upstream.report(attempt, outcome),
-                None => drop(attempt),
-            }
-        }
-        match &ctx.route {
-            Some(r) => {
-                r.requests.inc(status);
-                r.duration.observe(ctx.started.elapsed().as_secs_f64());
-            }
-            None => self.unrouted.inc(status),
         }
     }
 }
