@@ -1,4 +1,4 @@
-//! Accepting client connections for the HTTP listeners, in place of
+//! Accepting client connections for the HTTP and TCP listeners, in place of
 //! Pingora's listening `Service`.
 //!
 //! Pingora spawns each accepted connection as one task whose future also
@@ -26,6 +26,11 @@
 //! `max_connections_per_ip` a connection from an IP at the cap is closed at
 //! once, unanswered: at accept, or with `proxy_protocol` once the header
 //! named the client.
+//!
+//! Before each `accept` the loop takes the connection's slots under
+//! `server.max_connections` and the listener's `max_connections`
+//! ([`crate::conn_cap`]); at a cap it waits for a connection to close, so
+//! new clients wait in the backlog instead of being accepted and dropped.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -41,6 +46,7 @@ use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::conn_cap::Caps;
 use crate::conn_limit::ConnLimit;
 
 /// How long a client may take over its TLS handshake (Pingora's limit).
@@ -56,6 +62,7 @@ pub struct Listener<A> {
     /// `proxy_protocol`: the time a connection gets to send its header.
     proxy_header: Option<Duration>,
     conns: Arc<ConnLimit>,
+    caps: Caps,
     app: Option<A>,
 }
 
@@ -67,6 +74,7 @@ impl<A> Listener<A> {
         addr: String,
         tls: Option<TlsSettings>,
         conns: Arc<ConnLimit>,
+        caps: Caps,
         app: A,
     ) -> Self {
         Self {
@@ -75,6 +83,7 @@ impl<A> Listener<A> {
             tls,
             proxy_header: None,
             conns,
+            caps,
             app: Some(app),
         }
     }
@@ -115,6 +124,15 @@ where
         let app = Arc::new(self.app.take().expect("start_service runs once"));
         ready.notify_ready();
         loop {
+            // At a cap this waits (the backlog holds new clients) until a
+            // connection closes; shutdown still ends the loop.
+            let slots = tokio::select! {
+                slots = self.caps.take() => slots,
+                changed = shutdown.changed() => match changed {
+                    Ok(()) if !*shutdown.borrow() => continue,
+                    _ => break,
+                },
+            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 changed = shutdown.changed() => match changed {
@@ -144,7 +162,7 @@ where
                             if let Ok(socket) = TcpStream::from_std(socket) {
                                 serve(connection(socket, peer), app, tls, shutdown).await;
                             }
-                            drop(conn);
+                            drop((conn, slots));
                         }),
                         Some(timeout) => handle.spawn(async move {
                             let Ok(socket) = TcpStream::from_std(socket) else {
@@ -156,7 +174,7 @@ where
                             if conn.admit(client.ip()) {
                                 serve(l4, app, tls, shutdown).await;
                             }
-                            drop(conn);
+                            drop((conn, slots));
                         }),
                     };
                 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -18,7 +17,9 @@ use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
+use crate::conn_cap::{Cap, Caps};
 use crate::conn_limit::ConnLimit;
+use crate::fd_limit;
 use crate::filters::sticky::StickyKey;
 use crate::h1::{forwardable, Forwarder};
 use crate::http2::H2Front;
@@ -132,11 +133,19 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
         upstreams.insert(name.as_str(), upstream);
     }
 
+    // Every client connection, on every listener, holds a slot of this
+    // (the admin listener's excepted).
+    let server_cap = Cap::new(fd_limit::server_cap(
+        config.server.max_connections,
+        nofile(),
+    ));
+
     // The admin listener starts last: its `/status` answering means every
     // listener is up (HTTP listeners say so once their socket listens).
     let mut listening = Vec::new();
     for listener in &config.listeners {
         let conns = ConnLimit::new(&listener.name, listener.max_connections_per_ip, &metrics);
+        let caps = Caps::new(&server_cap, listener.max_connections);
         let routes = match &listener.kind {
             ListenerKind::Http { routes } => routes,
             ListenerKind::Tcp {
@@ -146,19 +155,19 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
                 let Some(upstream) = upstreams.get(upstream.as_str()) else {
                     continue;
                 };
-                let mut app = TcpProxy::new(
+                let app = TcpProxy::new(
                     &listener.name,
                     Arc::clone(upstream),
                     *idle_timeout,
-                    conns,
                     Arc::clone(&metrics),
                 );
+                let name = format!("tcp listener {}", listener.name);
+                let addr = listener.listen.to_string();
+                let mut accepting = Listener::new(name, addr, None, conns, caps, app);
                 if listener.proxy_protocol {
-                    app = app.with_proxy_protocol(config.server.header_timeout);
+                    accepting = accepting.with_proxy_protocol(config.server.header_timeout);
                 }
-                let mut service = Service::new(format!("tcp listener {}", listener.name), app);
-                service.add_listener(tcp_endpoint(&listener.listen.to_string()));
-                listening.push(server.add_service(service));
+                listening.push(server.add_service(accepting));
                 continue;
             }
         };
@@ -257,7 +266,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             None => None,
         };
         let name = format!("listener {}", listener.name);
-        let mut accepting = Listener::new(name, addr, tls, conns, guarded);
+        let mut accepting = Listener::new(name, addr, tls, conns, caps, guarded);
         if listener.proxy_protocol {
             accepting = accepting.with_proxy_protocol(config.server.header_timeout);
         }
@@ -271,6 +280,7 @@ pub fn build(config: &Config, start: StartOptions) -> Result<Server, String> {
             listeners: config.listeners.clone(),
             started: std::time::Instant::now(),
             token: admin.token.clone(),
+            max_connections: server_cap.max(),
         };
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());
@@ -310,10 +320,19 @@ fn uses_sticky(config: &Config) -> bool {
     })
 }
 
-/// A `protocol: tcp` listening endpoint without Pingora's 64 KiB read
-/// buffer per connection: the L4 copy reads in its own chunks (or splices),
-/// so that buffer only cost 64 KiB for every open connection. (HTTP
-/// listeners accept through [`crate::accept`].)
-fn tcp_endpoint(addr: &str) -> ListenerConfig {
-    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE))
+/// Raises the open-file limit to the hard limit (logged) and returns it.
+fn nofile() -> u64 {
+    match fd_limit::raise() {
+        Ok(n) if n.now > n.was => {
+            log::info!("open-file limit raised from {} to {}", n.was, n.now);
+            n.now
+        }
+        Ok(n) => n.now,
+        Err(e) => {
+            log::warn!("cannot raise the open-file limit: {e}");
+            // SAFETY: sysconf only reads.
+            let n = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+            u64::try_from(n).unwrap_or(1024)
+        }
+    }
 }

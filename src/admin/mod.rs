@@ -33,6 +33,8 @@ pub struct AdminApp {
     pub started: Instant,
     /// The write API's bearer token; `None` = writes refused (403).
     pub token: Option<AdminToken>,
+    /// `server.max_connections` in force (derived from the fd limit when 0).
+    pub max_connections: usize,
 }
 
 #[async_trait]
@@ -79,6 +81,10 @@ impl ServeHttp for AdminApp {
                     &self.metrics,
                     self.started,
                 );
+                let snapshot = status::Status {
+                    max_connections: self.max_connections,
+                    ..snapshot
+                };
                 let body = serde_json::to_vec_pretty(&snapshot)
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
                 reply(StatusCode::OK, "application/json", body)
