@@ -44,6 +44,7 @@ use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::conn_cap::Caps;
@@ -122,10 +123,33 @@ where
         };
         let tls = self.tls.take().map(|t| Arc::new(t.build()));
         let app = Arc::new(self.app.take().expect("start_service runs once"));
+        // Readiness is watched apart from `accept` so that slots are only
+        // taken once a client is waiting: a listener with nobody to accept
+        // holds none of the server-wide cap that other listeners need.
+        let listener = match listener.into_std().and_then(AsyncFd::new) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("{}: cannot watch {}: {e}", self.name, self.addr);
+                std::process::exit(2);
+            }
+        };
         ready.notify_ready();
         loop {
-            // At a cap this waits (the backlog holds new clients) until a
-            // connection closes; shutdown still ends the loop.
+            let mut pending = tokio::select! {
+                pending = listener.readable() => match pending {
+                    Ok(p) => p,
+                    Err(e) => {
+                        log::error!("{}: waiting for connections failed: {e}", self.name);
+                        break;
+                    }
+                },
+                changed = shutdown.changed() => match changed {
+                    Ok(()) if !*shutdown.borrow() => continue,
+                    _ => break,
+                },
+            };
+            // A client is waiting. At a cap this waits (the backlog holds
+            // it) until a connection closes; shutdown still ends the loop.
             let slots = tokio::select! {
                 slots = self.caps.take() => slots,
                 changed = shutdown.changed() => match changed {
@@ -133,21 +157,19 @@ where
                     _ => break,
                 },
             };
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                changed = shutdown.changed() => match changed {
-                    Ok(()) if !*shutdown.borrow() => continue,
-                    _ => break,
-                },
+            let accepted = match pending.try_io(|l| l.get_ref().accept()) {
+                Ok(accepted) => accepted,
+                // Taken already (readiness was stale): wait again.
+                Err(_would_block) => continue,
             };
             match accepted {
                 Ok((socket, peer)) => {
                     // One of the listener's per-thread runtimes, picked as
                     // Pingora's own listener does; the socket moves to that
                     // runtime's reactor, so its events wake its own thread.
-                    let Ok(socket) = socket.into_std() else {
+                    if socket.set_nonblocking(true).is_err() {
                         continue;
-                    };
+                    }
                     let mut conn = self.conns.open();
                     if self.proxy_header.is_none() && !conn.admit(peer.ip()) {
                         // Over the per-IP cap: closed here, unanswered.
