@@ -45,6 +45,7 @@ use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::conn_cap::Caps;
@@ -126,7 +127,12 @@ where
         // Readiness is watched apart from `accept` so that slots are only
         // taken once a client is waiting: a listener with nobody to accept
         // holds none of the server-wide cap that other listeners need.
-        let listener = match listener.into_std().and_then(AsyncFd::new) {
+        let watched = listener.into_std().and_then(|l| {
+            // SAFETY: the std listener owns its fd, which stays open as
+            // long as the AsyncFd holds the listener.
+            unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }.map_err(Into::into)
+        });
+        let listener = match watched {
             Ok(l) => l,
             Err(e) => {
                 log::error!("{}: cannot watch {}: {e}", self.name, self.addr);
