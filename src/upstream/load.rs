@@ -57,12 +57,6 @@ impl LoadTable {
         })
     }
 
-    /// Whether backend `index` is at its cap now.
-    pub fn full(&self, index: usize) -> bool {
-        let cap = self.caps.get(index).copied().unwrap_or(0);
-        cap > 0 && self.inflight(index) >= cap
-    }
-
     /// Backend `index`'s `max_conns` (0 = no cap).
     pub fn cap(&self, index: usize) -> usize {
         self.caps.get(index).copied().unwrap_or(0)
@@ -136,13 +130,11 @@ mod tests {
         let t = LoadTable::with_caps(vec![2, 0], None);
         let a = t.try_acquire(0).unwrap();
         let _b = t.try_acquire(0).unwrap();
-        assert!(t.full(0));
         assert!(t.try_acquire(0).is_none());
         assert_eq!(t.inflight(0), 2);
         let many: Vec<_> = (0..10).map(|_| t.try_acquire(1).unwrap()).collect();
-        assert!(!t.full(1));
+        assert_eq!(t.inflight(1), 10);
         drop(a);
-        assert!(!t.full(0));
         assert!(t.try_acquire(0).is_some());
         drop(many);
     }
