@@ -31,6 +31,8 @@ pub mod health;
 pub mod idle;
 pub mod load;
 pub mod queue;
+#[cfg(test)]
+mod queue_wait_tests;
 pub mod selection;
 pub mod slow_start;
 
