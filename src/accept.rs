@@ -31,6 +31,11 @@
 //! `server.max_connections` and the listener's `max_connections`
 //! ([`crate::conn_cap`]); at a cap it waits for a connection to close, so
 //! new clients wait in the backlog instead of being accepted and dropped.
+//! Slots are taken only once the socket is readable (a client is waiting),
+//! so an idle listener holds none of the server-wide cap: the listening
+//! socket is watched through `AsyncFd` and accepted with std's `accept`,
+//! which costs one `ioctl` (non-blocking mode) per connection more than
+//! tokio's `accept4`.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
