@@ -1,4 +1,4 @@
-//! Accepting client connections for the HTTP listeners, in place of
+//! Accepting client connections for the HTTP and TCP listeners, in place of
 //! Pingora's listening `Service`.
 //!
 //! Pingora spawns each accepted connection as one task whose future also
@@ -26,6 +26,16 @@
 //! `max_connections_per_ip` a connection from an IP at the cap is closed at
 //! once, unanswered: at accept, or with `proxy_protocol` once the header
 //! named the client.
+//!
+//! Before each `accept` the loop takes the connection's slots under
+//! `server.max_connections` and the listener's `max_connections`
+//! ([`crate::conn_cap`]); at a cap it waits for a connection to close, so
+//! new clients wait in the backlog instead of being accepted and dropped.
+//! Slots are taken only once the socket is readable (a client is waiting),
+//! so an idle listener holds none of the server-wide cap: the listening
+//! socket is watched through `AsyncFd` and accepted with std's `accept`,
+//! which costs one `ioctl` (non-blocking mode) per connection more than
+//! tokio's `accept4`.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -39,8 +49,11 @@ use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::conn_cap::Caps;
 use crate::conn_limit::ConnLimit;
 
 /// How long a client may take over its TLS handshake (Pingora's limit).
@@ -56,6 +69,7 @@ pub struct Listener<A> {
     /// `proxy_protocol`: the time a connection gets to send its header.
     proxy_header: Option<Duration>,
     conns: Arc<ConnLimit>,
+    caps: Caps,
     app: Option<A>,
 }
 
@@ -67,6 +81,7 @@ impl<A> Listener<A> {
         addr: String,
         tls: Option<TlsSettings>,
         conns: Arc<ConnLimit>,
+        caps: Caps,
         app: A,
     ) -> Self {
         Self {
@@ -75,6 +90,7 @@ impl<A> Listener<A> {
             tls,
             proxy_header: None,
             conns,
+            caps,
             app: Some(app),
         }
     }
@@ -113,23 +129,58 @@ where
         };
         let tls = self.tls.take().map(|t| Arc::new(t.build()));
         let app = Arc::new(self.app.take().expect("start_service runs once"));
+        // Readiness is watched apart from `accept` so that slots are only
+        // taken once a client is waiting: a listener with nobody to accept
+        // holds none of the server-wide cap that other listeners need.
+        let watched = listener.into_std().and_then(|l| {
+            // SAFETY: the std listener owns its fd, which stays open as
+            // long as the AsyncFd holds the listener.
+            unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }.map_err(Into::into)
+        });
+        let listener = match watched {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("{}: cannot watch {}: {e}", self.name, self.addr);
+                std::process::exit(2);
+            }
+        };
         ready.notify_ready();
         loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+            let mut pending = tokio::select! {
+                pending = listener.readable() => match pending {
+                    Ok(p) => p,
+                    Err(e) => {
+                        log::error!("{}: waiting for connections failed: {e}", self.name);
+                        break;
+                    }
+                },
                 changed = shutdown.changed() => match changed {
                     Ok(()) if !*shutdown.borrow() => continue,
                     _ => break,
                 },
+            };
+            // A client is waiting. At a cap this waits (the backlog holds
+            // it) until a connection closes; shutdown still ends the loop.
+            let slots = tokio::select! {
+                slots = self.caps.take() => slots,
+                changed = shutdown.changed() => match changed {
+                    Ok(()) if !*shutdown.borrow() => continue,
+                    _ => break,
+                },
+            };
+            let accepted = match pending.try_io(|l| l.get_ref().accept()) {
+                Ok(accepted) => accepted,
+                // Taken already (readiness was stale): wait again.
+                Err(_would_block) => continue,
             };
             match accepted {
                 Ok((socket, peer)) => {
                     // One of the listener's per-thread runtimes, picked as
                     // Pingora's own listener does; the socket moves to that
                     // runtime's reactor, so its events wake its own thread.
-                    let Ok(socket) = socket.into_std() else {
+                    if socket.set_nonblocking(true).is_err() {
                         continue;
-                    };
+                    }
                     let mut conn = self.conns.open();
                     if self.proxy_header.is_none() && !conn.admit(peer.ip()) {
                         // Over the per-IP cap: closed here, unanswered.
@@ -144,7 +195,7 @@ where
                             if let Ok(socket) = TcpStream::from_std(socket) {
                                 serve(connection(socket, peer), app, tls, shutdown).await;
                             }
-                            drop(conn);
+                            drop((conn, slots));
                         }),
                         Some(timeout) => handle.spawn(async move {
                             let Ok(socket) = TcpStream::from_std(socket) else {
@@ -156,7 +207,7 @@ where
                             if conn.admit(client.ip()) {
                                 serve(l4, app, tls, shutdown).await;
                             }
-                            drop(conn);
+                            drop((conn, slots));
                         }),
                     };
                 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -19,7 +18,9 @@ use crate::accept::Listener;
 use crate::access_log::AccessLog;
 use crate::admin::{AdminApp, Metrics};
 use crate::config::{Config, ListenerKind, ServerSettings};
+use crate::conn_cap::{Cap, Caps};
 use crate::conn_limit::ConnLimit;
+use crate::fd_limit;
 use crate::filters::sticky::StickyKey;
 use crate::h1::Forwarder;
 use crate::http2::H2Front;
@@ -148,26 +149,34 @@ pub fn build(config: &Config, file: &Path, start: StartOptions) -> Result<Server
         ReloadOnHangup(Arc::clone(&live)),
     ));
 
+    // Every client connection, on every listener, holds a slot of this
+    // (the admin listener's excepted).
+    let server_cap = Cap::new(fd_limit::server_cap(
+        config.server.max_connections,
+        nofile(),
+    ));
+
     // The admin listener starts last: its `/status` answering means every
     // listener is up (HTTP listeners say so once their socket listens) and
     // SIGHUP reloads.
     let mut listening = vec![hangup];
     for listener in &config.listeners {
         let conns = ConnLimit::new(&listener.name, listener.max_connections_per_ip, &metrics);
+        let caps = Caps::new(&server_cap, listener.max_connections);
         if let ListenerKind::Tcp { idle_timeout, .. } = &listener.kind {
-            let mut app = TcpProxy::new(
+            let app = TcpProxy::new(
                 &listener.name,
                 Arc::clone(&live),
                 *idle_timeout,
-                conns,
                 Arc::clone(&metrics),
             );
+            let name = format!("tcp listener {}", listener.name);
+            let addr = listener.listen.to_string();
+            let mut accepting = Listener::new(name, addr, None, conns, caps, app);
             if listener.proxy_protocol {
-                app = app.with_proxy_protocol(config.server.header_timeout);
+                accepting = accepting.with_proxy_protocol(config.server.header_timeout);
             }
-            let mut service = Service::new(format!("tcp listener {}", listener.name), app);
-            service.add_listener(tcp_endpoint(&listener.listen.to_string()));
-            listening.push(server.add_service(service));
+            listening.push(server.add_service(accepting));
             continue;
         }
         let Some(slot) = live.site(&listener.name) else {
@@ -223,7 +232,7 @@ pub fn build(config: &Config, file: &Path, start: StartOptions) -> Result<Server
             _ => None,
         };
         let name = format!("listener {}", listener.name);
-        let mut accepting = Listener::new(name, addr, tls, conns, guarded);
+        let mut accepting = Listener::new(name, addr, tls, conns, caps, guarded);
         if listener.proxy_protocol {
             accepting = accepting.with_proxy_protocol(config.server.header_timeout);
         }
@@ -234,6 +243,7 @@ pub fn build(config: &Config, file: &Path, start: StartOptions) -> Result<Server
         let app = AdminApp {
             live: Arc::clone(&live),
             started: std::time::Instant::now(),
+            max_connections: server_cap.max(),
         };
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.listen.to_string());
@@ -271,10 +281,19 @@ fn uses_sticky(config: &Config) -> bool {
     })
 }
 
-/// A `protocol: tcp` listening endpoint without Pingora's 64 KiB read
-/// buffer per connection: the L4 copy reads in its own chunks (or splices),
-/// so that buffer only cost 64 KiB for every open connection. (HTTP
-/// listeners accept through [`crate::accept`].)
-fn tcp_endpoint(addr: &str) -> ListenerConfig {
-    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE))
+/// Raises the open-file limit to the hard limit (logged) and returns it.
+fn nofile() -> u64 {
+    match fd_limit::raise() {
+        Ok(n) if n.now > n.was => {
+            log::info!("open-file limit raised from {} to {}", n.was, n.now);
+            n.now
+        }
+        Ok(n) => n.now,
+        Err(e) => {
+            log::warn!("cannot raise the open-file limit: {e}");
+            // SAFETY: sysconf only reads.
+            let n = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+            u64::try_from(n).unwrap_or(1024)
+        }
+    }
 }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// `switchyard_config_generation`: 1 at start, +1 per applied reload.
     pub config_generation: IntGauge,
+    pub queue_depth: IntGaugeVec,
+    pub queue_timeouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,6 +143,16 @@ impl Metrics {
                 )
                 .expect("static metric definition"),
             ),
+            queue_depth: gauge(
+                "switchyard_queue_depth",
+                "Requests (tcp: connections) waiting in the upstream's queue for a backend under max_conns",
+                &["upstream"],
+            ),
+            queue_timeouts: counter(
+                "switchyard_queue_timeouts_total",
+                "Requests turned away by the upstream's queue (timed out or refused as full)",
+                &["upstream"],
+            ),
             access_log_dropped: reg(
                 &registry,
                 IntCounter::new(
@@ -156,6 +168,16 @@ impl Metrics {
     /// Copies live per-backend state into the gauges.
     pub fn refresh<'a>(&self, upstreams: impl IntoIterator<Item = &'a std::sync::Arc<Upstream>>) {
         for u in upstreams {
+            if let Some(q) = u.queue() {
+                let name = [u.spec.name.as_str()];
+                self.queue_depth
+                    .with_label_values(&name)
+                    .set(q.depth() as i64);
+                // Counted by the queue itself (it has no metrics handle);
+                // the counter is brought up to its total.
+                let timeouts = self.queue_timeouts.with_label_values(&name);
+                timeouts.inc_by(q.timeouts().saturating_sub(timeouts.get()));
+            }
             for (i, b) in u.spec.backends.iter().enumerate() {
                 let labels = [u.spec.name.as_str(), b.addr.as_str()];
                 self.backend_inflight

@@ -31,6 +31,8 @@ pub const STATUS_PAGE: &str = include_str!("page.html");
 pub struct AdminApp {
     pub live: Arc<Live>,
     pub started: Instant,
+    /// `server.max_connections` in force (derived from the fd limit when 0).
+    pub max_connections: usize,
 }
 
 #[async_trait]
@@ -73,6 +75,10 @@ impl ServeHttp for AdminApp {
                 let generation = self.live.current();
                 let snapshot = status::snapshot(&generation, self.live.metrics(), self.started)
                     .with_reloads(self.live.file(), self.live.last_reload());
+                let snapshot = status::Status {
+                    max_connections: self.max_connections,
+                    ..snapshot
+                };
                 let body = serde_json::to_vec_pretty(&snapshot)
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}").into_bytes());
                 reply(StatusCode::OK, "application/json", body)

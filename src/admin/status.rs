@@ -34,6 +34,9 @@ pub struct Status<'a> {
     /// The latest reload's time (Unix seconds), result (`ok` | `rejected`)
     /// and message; `null` before the first.
     pub last_reload: Option<LastReload>,
+    /// `server.max_connections` in force: client connections over every
+    /// listener (derived from the open-file limit unless configured).
+    pub max_connections: usize,
     pub listeners: BTreeMap<&'a str, ListenerStatus<'a>>,
     pub upstreams: BTreeMap<&'a str, UpstreamStatus<'a>>,
 }
@@ -46,6 +49,10 @@ pub struct ListenerStatus<'a> {
     pub tls: bool,
     /// HTTP requests answered on this listener, routed or not.
     pub requests: u64,
+    /// Open client connections now.
+    pub connections: i64,
+    /// The listener's `max_connections`; 0 = only the server-wide cap.
+    pub max_connections: u32,
     /// `tcp` listeners: the upstream every connection goes to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<&'a str>,
@@ -68,7 +75,18 @@ pub struct RouteStatus<'a> {
 #[derive(Serialize)]
 pub struct UpstreamStatus<'a> {
     pub policy: &'static str,
+    /// The wait queue, when configured: requests waiting and its `max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueStatus>,
     pub backends: Vec<BackendStatus<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct QueueStatus {
+    pub depth: usize,
+    pub max: usize,
+    /// Requests turned away (queue full or waited out) since start.
+    pub timeouts: u64,
 }
 
 #[derive(Serialize)]
@@ -81,6 +99,8 @@ pub struct BackendStatus<'a> {
     pub admin_state: &'static str,
     pub up: bool,
     pub inflight: usize,
+    /// `max_conns`; 0 = no cap.
+    pub max_conns: usize,
     pub circuit: &'static str,
     /// Requests (and retries) sent to this backend.
     pub requests: u64,
@@ -110,7 +130,11 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
     let sent = counts(&metrics.backend_requests, &["upstream", "backend"]);
     let listeners = listeners
         .iter()
-        .map(|l| (l.name.as_str(), listener(l, &by_route, &limited)))
+        .map(|l| {
+            let mut status = listener(l, &by_route, &limited);
+            status.connections = metrics.connections.with_label_values(&[&l.name]).get();
+            (l.name.as_str(), status)
+        })
         .collect();
     let upstreams = upstreams
         .values()
@@ -126,6 +150,7 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
                     admin_state: u.admin_override(i).state.name(),
                     up: u.healthy(i),
                     inflight: u.inflight(i),
+                    max_conns: u.max_conns(i),
                     circuit: u.circuit(i).name(),
                     requests: sum(&sent, &[&u.spec.name, &b.addr]),
                 })
@@ -134,6 +159,11 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
                 u.spec.name.as_str(),
                 UpstreamStatus {
                     policy: u.spec.policy.name(),
+                    queue: u.queue().map(|q| QueueStatus {
+                        depth: q.depth(),
+                        max: q.spec.max,
+                        timeouts: q.timeouts(),
+                    }),
                     backends,
                 },
             )
@@ -147,6 +177,7 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
         config_generation: generation.number,
         reloads: 0,
         last_reload: None,
+        max_connections: 0,
         listeners,
         upstreams,
     }
@@ -188,6 +219,8 @@ fn listener<'a>(l: &'a Listener, by_route: &Counts, limited: &Counts) -> Listene
         protocol,
         tls: l.tls.is_some(),
         requests: sum(by_route, &[&l.name]),
+        connections: 0,
+        max_connections: l.max_connections,
         upstream,
         routes,
     }

@@ -75,6 +75,7 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["upstreams", "*", "backends", "[]"] => fields_of::<RawBackend>(),
         ["upstreams", "*", "health_check"] => fields_of::<RawHealthCheck>(),
         ["upstreams", "*", "circuit_breaker"] => fields_of::<RawCircuitBreaker>(),
+        ["upstreams", "*", "queue"] => fields_of::<RawQueue>(),
         _ => return None,
     })
 }
@@ -110,7 +111,7 @@ mod tests {
     #[test]
     fn keys_come_from_the_raw_types() {
         let keys = known_keys(&YamlPath::parse("upstreams.api.backends[3]")).unwrap();
-        assert_eq!(keys, &["addr", "weight"]);
+        assert_eq!(keys, &["addr", "weight", "max_conns"]);
         let keys = known_keys(&YamlPath::parse("upstreams.x.health_check")).unwrap();
         assert!(keys.contains(&"type"));
         assert!(known_keys(&YamlPath::parse("nowhere.at.all")).is_none());

@@ -44,6 +44,9 @@ pub struct ServerSettings {
     /// Request-body limit of every route that sets none; 0 = none.
     pub max_body_bytes: u64,
     pub request_id: Option<RequestIdSettings>,
+    /// Client connections over all listeners; 0 = derived from the fd limit
+    /// at start ([`crate::fd_limit`]).
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +85,9 @@ pub struct Listener {
     /// Open connections from one client IP (the PROXY source with
     /// `proxy_protocol`); 0 = no cap.
     pub max_connections_per_ip: u32,
+    /// Open connections on this listener (0 = only the server-wide cap);
+    /// at the cap the listener stops accepting until one closes.
+    pub max_connections: u32,
     pub kind: ListenerKind,
 }
 
@@ -240,6 +246,18 @@ pub struct UpstreamSpec {
     /// A PROXY header with the client's address first on each new backend
     /// connection (health checks excepted); `None` = plain.
     pub send_proxy_protocol: Option<crate::proxy_protocol::Version>,
+    /// Where requests wait for a backend under `max_conns`; `None` = a
+    /// request finding every eligible backend full gets 503 at once.
+    pub queue: Option<QueueSpec>,
+}
+
+/// An upstream's wait queue (FIFO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Requests waiting at most; one more gets 503 + Retry-After: 1. At least 1.
+    pub max: usize,
+    /// Longest wait for a slot, then 503 + Retry-After: 1. Not zero.
+    pub timeout: Duration,
 }
 
 /// The HTTP version spoken to an upstream's backends.
@@ -260,6 +278,8 @@ pub struct BackendSpec {
     pub socket: SocketAddr,
     /// 0 = draining.
     pub weight: u32,
+    /// Concurrent requests (tcp: connections) at most; 0 = no cap.
+    pub max_conns: u32,
 }
 
 /// A balancing policy; see the SPEC's "Balancing policies" table.

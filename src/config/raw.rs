@@ -34,6 +34,8 @@ pub struct RawServer {
     pub idle_timeout: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub request_id: Option<RawRequestId>,
+    /// Client connections over all listeners; 0 or absent = from the fd limit.
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +68,8 @@ pub struct RawListener {
     pub proxy_protocol: Option<bool>,
     /// Open connections from one client IP; 0 or absent = no cap.
     pub max_connections_per_ip: Option<u32>,
+    /// Open connections on this listener; 0 or absent = only the server cap.
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,12 +226,22 @@ pub struct RawUpstream {
     pub protocol: Option<String>,
     /// `v1` | `v2`; absent or null: none.
     pub send_proxy_protocol: Option<String>,
+    /// Where requests wait when every eligible backend is at `max_conns`.
+    pub queue: Option<RawQueue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawQueue {
+    pub max: Option<u64>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawBackend {
     pub addr: Option<String>,
     pub weight: Option<u64>,
+    /// Concurrent requests (tcp: connections) to this backend; 0 = no cap.
+    pub max_conns: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

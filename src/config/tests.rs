@@ -201,3 +201,80 @@ fn max_connections_per_ip_defaults_to_no_cap_and_must_be_a_count() {
         assert_eq!(es[0].line, Some(4), "{bad}: {es:?}");
     }
 }
+
+#[test]
+fn overload_keys_default_to_no_cap_and_are_checked() {
+    let c = load_str(MINIMAL).unwrap().config;
+    assert_eq!(
+        (c.server.max_connections, c.listeners[0].max_connections),
+        (0, 0)
+    );
+    assert_eq!(c.upstreams["u"].backends[0].max_conns, 0);
+    assert_eq!(c.upstreams["u"].queue, None);
+    let yaml = |server: &str, listener: &str, backend: &str, queue: &str| {
+        format!(
+            "server:\n  max_connections: {server}\nlisteners:\n  web:\n    listen: 127.0.0.1:8080\n    \
+             max_connections: {listener}\n    routes: [{{ upstream: u }}]\nupstreams:\n  u:\n    \
+             backends: [{{ addr: 127.0.0.1:9001, max_conns: {backend} }}]\n    queue: {queue}\n"
+        )
+    };
+    let c = load_str(&yaml("100", "10", "3", "{ max: 5, timeout: 2s }"))
+        .unwrap()
+        .config;
+    assert_eq!(
+        (c.server.max_connections, c.listeners[0].max_connections),
+        (100, 10)
+    );
+    let u = &c.upstreams["u"];
+    assert_eq!(u.backends[0].max_conns, 3);
+    assert_eq!(
+        u.queue,
+        Some(QueueSpec {
+            max: 5,
+            timeout: Duration::from_secs(2)
+        })
+    );
+    let c = load_str(&yaml("0", "0", "1", "{}")).unwrap().config;
+    assert_eq!(
+        c.upstreams["u"].queue,
+        Some(QueueSpec {
+            max: 1000,
+            timeout: Duration::from_secs(5)
+        })
+    );
+    // A value of the wrong type stops the parse: one config each.
+    let typed = [
+        (yaml("-1", "0", "0", "{}"), "server.max_connections", 2),
+        (
+            yaml("0", "x", "0", "{}"),
+            "listeners.web.max_connections",
+            6,
+        ),
+        (
+            yaml("0", "0", "-2", "{}"),
+            "upstreams.u.backends[0].max_conns",
+            10,
+        ),
+    ];
+    for (text, path, line) in typed {
+        let es = errors(&text);
+        assert_eq!(
+            (es[0].path.to_string(), es[0].line),
+            (path.to_string(), Some(line)),
+            "{es:?}"
+        );
+    }
+    let es = errors(&yaml("0", "0", "1", "{ max: 0, timeout: soon, depth: 3 }"));
+    let at: Vec<(String, Option<usize>)> =
+        es.iter().map(|e| (e.path.to_string(), e.line)).collect();
+    for path in [
+        "upstreams.u.queue.max",
+        "upstreams.u.queue.timeout",
+        "upstreams.u.queue.depth",
+    ] {
+        assert!(
+            at.contains(&(path.to_string(), Some(11))),
+            "{path} not in {at:?}"
+        );
+    }
+}

@@ -21,6 +21,7 @@ use crate::policy;
 use crate::proxy::{self, choose, headers, RequestCtx, RouteRuntime, Site};
 use crate::proxy_protocol::{self, ConnAddrs};
 use crate::upstream::breaker::Outcome;
+use crate::upstream::Unavailable;
 use crate::upstream::Upstream;
 
 mod reply;
@@ -247,15 +248,24 @@ impl<C: Client> Exchange<'_, C> {
     /// left to try).
     async fn reach(&mut self, wire: &[u8]) -> Reached<C::Head> {
         loop {
-            let Some(attempt) = choose::choose(
+            let chosen = choose::choose(
                 self.route,
                 self.req,
                 self.client_ip,
                 &self.site.sticky_key,
                 self.ctx,
-            ) else {
-                let code = if self.ctx.tried.is_empty() { 503 } else { 502 };
-                return Reached::Done(self.answer(code, &[], None).await);
+            )
+            .await;
+            let attempt = match chosen {
+                Ok(attempt) => attempt,
+                Err(Unavailable::Overloaded) => {
+                    let retry_after = [("Retry-After", "1".to_string())];
+                    return Reached::Done(self.answer(503, &retry_after, None).await);
+                }
+                Err(Unavailable::NoBackend) => {
+                    let code = if self.ctx.tried.is_empty() { 503 } else { 502 };
+                    return Reached::Done(self.answer(code, &[], None).await);
+                }
             };
             let index = attempt.index;
             if !self.ctx.tried.is_empty() {

@@ -12,16 +12,18 @@
 //! 3. [`copy::splice`] both directions, passing a half-close on, until both
 //!    directions ended or nothing moved for `idle_timeout`.
 //!
-//! With `proxy_protocol`, the client's PROXY header is read first (within
-//! `server.header_timeout`, else the connection is closed) and its source
-//! is the client address; bytes that came with it go to the backend first.
-//! With the upstream's `send_proxy_protocol`, each backend connection
-//! starts with a header naming the client and this listener's address.
+//! Connections are accepted by [`crate::accept`], as on HTTP listeners:
+//! the connection caps, the `switchyard_connections` gauge, the per-IP cap
+//! and, with `proxy_protocol`, the client's PROXY header (its source is the
+//! stream's peer address here; bytes that came with it are read first, so
+//! they go to the backend first) are all done before this app sees the
+//! connection. With the upstream's `send_proxy_protocol`, each backend
+//! connection starts with a header naming the client and this listener's
+//! address.
 //!
-//! Each connection holds its [`OpenConn`](crate::conn_limit::OpenConn) (the
-//! `switchyard_connections` gauge); under `max_connections_per_ip` one from
-//! an IP at the cap (the PROXY source with `proxy_protocol`) is closed at
-//! once, before any backend is picked.
+//! A backend at `max_conns` is skipped; when every eligible one is full the
+//! connection waits in the upstream's `queue` (closed when the queue is
+//! full or the wait times out), see [`Upstream::select_waiting`].
 //!
 //! No backend (all down, draining, breaker-open, or every connect failed):
 //! the client connection is closed at once. On graceful shutdown or upgrade
@@ -44,23 +46,19 @@ use pingora::upstreams::peer::{BasicPeer, PeerOptions};
 use prometheus::IntCounter;
 
 use crate::admin::Metrics;
-use crate::conn_limit::ConnLimit;
 use crate::live::Live;
-use crate::proxy_protocol::{self, connect::ProxyConnect, ConnAddrs};
+use crate::proxy_protocol::{connect::ProxyConnect, ConnAddrs};
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Upstream;
 
 pub struct TcpProxy {
     listener: String,
-    /// Where each connection finds its upstream (the current generation's).
+    /// Where the upstream of each new connection is looked up: a reload
+    /// may point the listener at another one.
     live: Arc<Live>,
     idle_timeout: Duration,
-    /// `proxy_protocol`: the time a client gets to send its header.
-    proxy_header: Option<Duration>,
     connector: TransportConnector,
     metrics: Arc<Metrics>,
-    /// Open connections and the per-IP cap.
-    conns: Arc<ConnLimit>,
     rx: IntCounter,
     tx: IntCounter,
 }
@@ -70,7 +68,6 @@ impl TcpProxy {
         listener: &str,
         live: Arc<Live>,
         idle_timeout: Duration,
-        conns: Arc<ConnLimit>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let rx = metrics.tcp_bytes.with_label_values(&[listener, "rx"]);
@@ -79,41 +76,10 @@ impl TcpProxy {
             listener: listener.to_string(),
             live,
             idle_timeout,
-            proxy_header: None,
             connector: TransportConnector::new(None),
             metrics,
-            conns,
             rx,
             tx,
-        }
-    }
-
-    /// Every client connection must start with a PROXY header, within `timeout`.
-    pub fn with_proxy_protocol(mut self, timeout: Duration) -> Self {
-        self.proxy_header = Some(timeout);
-        self
-    }
-
-    /// Reads the client's PROXY header: its source (if it names one) and
-    /// the bytes after it; `None` when the connection is to be closed.
-    async fn read_proxy_header(
-        &self,
-        client: &mut Stream,
-        timeout: Duration,
-    ) -> Option<(Option<std::net::SocketAddr>, Vec<u8>)> {
-        match tokio::time::timeout(timeout, proxy_protocol::read_header(client)).await {
-            Ok(Ok((header, rest))) => Some((header.source(), rest)),
-            Ok(Err(e)) => {
-                log::debug!("listener {}: {e}; closing the connection", self.listener);
-                None
-            }
-            Err(_) => {
-                log::debug!(
-                    "listener {}: no PROXY header within {timeout:?}; closing the connection",
-                    self.listener
-                );
-                None
-            }
         }
     }
 
@@ -129,7 +95,7 @@ impl TcpProxy {
         let key = client_ip.map(ip_key).unwrap_or_default();
         let mut tried = Vec::new();
         while tried.len() <= spec.retries as usize {
-            let attempt = upstream.select(&key, &tried)?;
+            let attempt = upstream.select_waiting(&key, &tried).await.ok()?;
             let backend = upstream.backend(attempt.index);
             if !tried.is_empty() {
                 self.metrics
@@ -178,30 +144,15 @@ impl ServerApp for TcpProxy {
     ) -> Option<Stream> {
         // The upstream of the generation serving when the connection came.
         let upstream = Arc::clone(self.live.current().tcp_upstream(&self.listener)?);
-        let upstream = &*upstream;
         self.metrics
             .tcp_connections
             .with_label_values(&[&self.listener, &upstream.spec.name])
             .inc();
-        // Held until this returns, which is when the client connection ends.
-        let mut conn = self.conns.open();
         let digest = client.get_socket_digest();
-        let socket_peer = digest
+        // The client: the socket peer, or the PROXY header's source.
+        let peer = digest
             .as_deref()
             .and_then(|d| d.peer_addr()?.as_inet().copied());
-        let (peer, early) = match self.proxy_header {
-            None => (socket_peer, Vec::new()),
-            Some(timeout) => {
-                let (source, rest) = self.read_proxy_header(&mut client, timeout).await?;
-                (source.or(socket_peer), rest)
-            }
-        };
-        if let Some(peer) = peer {
-            if !conn.admit(peer.ip()) {
-                // Over the per-IP cap: closed at once, no backend is asked.
-                return None;
-            }
-        }
         let addrs = upstream.spec.send_proxy_protocol.and_then(|_| {
             let local = *digest.as_deref()?.local_addr()?.as_inet()?;
             Some(ConnAddrs {
@@ -210,7 +161,7 @@ impl ServerApp for TcpProxy {
             })
         });
         let client_ip = peer.map(|a| a.ip());
-        let Some((mut backend, attempt)) = self.connect(upstream, client_ip, addrs).await else {
+        let Some((mut backend, attempt)) = self.connect(&upstream, client_ip, addrs).await else {
             log::warn!(
                 "listener {}: no backend for a connection; closing it",
                 self.listener
@@ -220,15 +171,6 @@ impl ServerApp for TcpProxy {
         };
         // The connection is established: for the breaker, the backend works.
         let index = attempt.index;
-        if !early.is_empty() {
-            use tokio::io::AsyncWriteExt;
-            self.rx.inc_by(early.len() as u64);
-            let sent = backend.write_all(&early).await;
-            if sent.is_err() || backend.flush().await.is_err() {
-                upstream.report(attempt, Outcome::Failure);
-                return None;
-            }
-        }
         let copied = copy::splice(
             &mut client,
             &mut backend,

@@ -4,7 +4,7 @@
 //!
 //! Upgrade only: adding or removing a listener; a listener's `listen`,
 //! `protocol`, `tls` on/off, `h2c`, `forwarder`, `proxy_protocol`,
-//! `max_connections_per_ip`, a tcp listener's `idle_timeout`; adding or
+//! `max_connections_per_ip`, `max_connections`, a tcp listener's `idle_timeout`; adding or
 //! removing `admin` or changing `admin.listen`; every `server:` key but
 //! `max_body_bytes` (threads, pid and socket files, timeouts, header
 //! limits, logs, `request_id`, `state_file`). Everything else reloads:
@@ -91,6 +91,11 @@ fn listener(o: &Listener, l: &Listener, why: &mut Vec<String>) {
         "max_connections_per_ip",
         o.max_connections_per_ip.to_string(),
         l.max_connections_per_ip.to_string(),
+    );
+    differs(
+        "max_connections",
+        format!("{:?}", o.max_connections),
+        format!("{:?}", l.max_connections),
     );
     if let (
         ListenerKind::Tcp {

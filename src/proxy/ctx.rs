@@ -49,6 +49,9 @@ pub struct RequestCtx {
     /// The response body's encoder, on Pingora's path, when it is
     /// compressed ([`crate::compress::pingora`]).
     pub compress: Option<crate::compress::pingora::BodyEncoder>,
+    /// Every usable backend was at `max_conns` (and the queue, if any, full
+    /// or waited out): the 503 carries `Retry-After: 1` (Pingora's path).
+    pub overloaded: bool,
 }
 
 impl RequestCtx {
@@ -70,6 +73,7 @@ impl RequestCtx {
             body_allowance: None,
             deadline: None,
             compress: None,
+            overloaded: false,
         }
     }
 }

@@ -11,6 +11,8 @@
 //!       │             rate limit ──▶ 429 + Retry-After if over
 //! upstream_peer ──── sticky backend, else the policy: an Attempt (in-flight
 //!       │            guard + breaker permit) on a backend not tried yet
+//!       │               ├─ every usable one at max_conns: wait in the
+//!       │               │  queue; full / timed out ──▶ 503 + Retry-After
 //!       │               ├─ none selectable, first attempt ──▶ 503
 //!       │               └─ none left after connect failures ─▶ 502
 //! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
@@ -65,6 +67,7 @@ use crate::policy::body_limit::Allowance;
 use crate::proxy_protocol::ConnAddrs;
 use crate::router::request_host;
 use crate::upstream::breaker::Outcome;
+use crate::upstream::Unavailable;
 
 pub struct HttpProxy {
     slot: Arc<SiteSlot>,
@@ -190,19 +193,40 @@ impl ProxyHttp for HttpProxy {
         // The previous try (if any) was reported in fail_to_connect.
         ctx.attempt = None;
         let site = site_of(ctx)?;
-        let Some(attempt) = choose::choose(
+        let sticky_key = Arc::clone(&site.sticky_key);
+        let client_ip = ctx.client_ip;
+        let chosen = choose::choose(
             &route,
             session.req_header(),
-            ctx.client_ip,
-            &site.sticky_key,
+            client_ip,
+            &sticky_key,
             ctx,
-        ) else {
-            let (code, why) = if ctx.tried.is_empty() {
-                (503, "no backend is selectable")
-            } else {
-                (502, "connect failed on every backend tried")
-            };
-            return Err(Error::explain(ErrorType::HTTPStatus(code), why));
+        );
+        // A wait in the queue counts against the route's `timeout` too.
+        let chosen = match left {
+            None => chosen.await,
+            Some(left) => match tokio::time::timeout(left, chosen).await {
+                Ok(chosen) => chosen,
+                Err(_) => return Err(Error::explain(ErrorType::HTTPStatus(504), "route timeout")),
+            },
+        };
+        let attempt = match chosen {
+            Ok(attempt) => attempt,
+            Err(Unavailable::Overloaded) => {
+                ctx.overloaded = true;
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    "every backend is at max_conns",
+                ));
+            }
+            Err(Unavailable::NoBackend) => {
+                let (code, why) = if ctx.tried.is_empty() {
+                    (503, "no backend is selectable")
+                } else {
+                    (502, "connect failed on every backend tried")
+                };
+                return Err(Error::explain(ErrorType::HTTPStatus(code), why));
+            }
         };
         if !ctx.tried.is_empty() {
             route.retries.inc();
@@ -384,7 +408,13 @@ impl ProxyHttp for HttpProxy {
             .response_written()
             .is_some_and(|r| !r.status.is_informational());
         if code > 0 && !answered {
-            respond::answer(session, code, &ctx.answer_headers(&[])).await;
+            let retry_after = [("Retry-After", "1".to_string())];
+            let extra: &[(&str, String)] = if code == 503 && ctx.overloaded {
+                &retry_after
+            } else {
+                &[]
+            };
+            respond::answer(session, code, &ctx.answer_headers(extra)).await;
             ctx.own_status = Some(code);
         }
         FailToProxy {

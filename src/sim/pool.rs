@@ -62,6 +62,7 @@ impl Pool {
                     addr: socket.to_string(),
                     socket,
                     weight,
+                    max_conns: 0,
                 }
             })
             .collect();

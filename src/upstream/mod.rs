@@ -13,6 +13,12 @@
 //! while it ramps, and — last, because a half-open admission spends a probe —
 //! allowed by its circuit breaker. Policies only order candidates.
 //!
+//! A backend at its `max_conns` is skipped like a down one (its slot is
+//! taken atomically as it is accepted, so no pick pushes it past the cap);
+//! when that leaves nothing, [`Upstream::wait_for`] queues the request in
+//! the upstream's [`queue`] until a slot frees, or answers at once without
+//! a queue.
+//!
 //! A chosen backend is an [`Attempt`]: it holds the in-flight guard and the
 //! breaker permit, and goes back through [`Upstream::report`], the one place
 //! where the passive health signal (connect errors, timeouts, resets, 5xx)
@@ -25,6 +31,9 @@ pub mod health;
 pub mod idle;
 pub mod load;
 pub mod probe;
+pub mod queue;
+#[cfg(test)]
+mod queue_wait_tests;
 pub mod selection;
 pub mod slow_start;
 
@@ -42,6 +51,7 @@ use admin_state::Overrides;
 use breaker::{Breakers, Outcome, Permit, State};
 use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
+use queue::WaitQueue;
 use selection::{index_of, BackendIndex, SelectionContext};
 
 /// An upstream group that can pick a backend, whatever its policy.
@@ -120,6 +130,8 @@ pub struct Upstream {
     health: Arc<HealthEvents>,
     breakers: Breakers,
     overrides: Overrides,
+    /// `queue`: where requests wait for a backend under `max_conns`.
+    queue: Option<Arc<WaitQueue>>,
     /// Serializes admin writes, so the last rebuild sees the last write.
     /// Never taken on the request path.
     writing: std::sync::Mutex<()>,
@@ -137,6 +149,25 @@ pub struct Attempt {
     permit: Option<Permit>,
 }
 
+/// Why no backend was picked now (see [`Upstream::select_or_full`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoom {
+    /// Nothing usable at all (down, draining, disabled, tried, breaker open).
+    None,
+    /// Usable backends exist, but every one is at its `max_conns`.
+    Full,
+}
+
+/// Why a request got no backend after waiting where it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Nothing usable (503 on a first try, 502 after connect failures).
+    NoBackend,
+    /// Every usable backend full and no queue, or the queue full or the
+    /// wait past `queue.timeout`: 503 with `Retry-After: 1`.
+    Overloaded,
+}
+
 impl Upstream {
     /// A fresh upstream: every backend up, breakers closed, no overrides.
     /// Its health checks (if any) run once the health supervisor sees it.
@@ -145,7 +176,9 @@ impl Upstream {
     }
 
     fn fresh(spec: Arc<UpstreamSpec>) -> Self {
-        let load = LoadTable::new(spec.backends.len());
+        let queue = spec.queue.map(WaitQueue::new);
+        let caps = spec.backends.iter().map(|b| b.max_conns as usize).collect();
+        let load = LoadTable::with_caps(caps, queue.clone());
         let ctx = SelectionContext {
             load: Arc::clone(&load),
         };
@@ -166,6 +199,7 @@ impl Upstream {
             health,
             breakers,
             overrides,
+            queue,
             writing: std::sync::Mutex::new(()),
             probe,
         }
@@ -224,29 +258,112 @@ impl Upstream {
     /// turned every candidate away, the policy's choice without it is used:
     /// a ramping backend is better than none.
     pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<Attempt> {
+        self.select_or_full(key, tried).ok()
+    }
+
+    /// [`select`](Self::select), telling apart "nothing usable" from "every
+    /// usable backend is at its `max_conns`". A full backend is skipped like
+    /// a down one; its slot is taken before the breaker is asked, so a
+    /// half-open probe is never spent on a backend that cannot take it.
+    pub fn select_or_full(&self, key: &[u8], tried: &[usize]) -> Result<Attempt, NoRoom> {
         let backends = &self.spec.backends;
         let now = Instant::now();
         let permit = Cell::new(None);
+        let slot = Cell::new(None);
+        let full = Cell::new(false);
         let usable =
             |i: usize| i < backends.len() && self.overrides.takes_new(i) && !tried.contains(&i);
-        let admit = |i: usize| match self.breakers.try_acquire(i, now) {
-            Some(p) => {
-                permit.set(Some(p));
-                true
+        let admit = |i: usize| {
+            let Some(guard) = self.load.try_acquire(i) else {
+                full.set(true);
+                return false;
+            };
+            match self.breakers.try_acquire(i, now) {
+                Some(p) => {
+                    permit.set(Some(p));
+                    slot.set(Some(guard));
+                    true
+                }
+                None => false,
             }
-            None => false,
         };
         let picker = self.picker.load();
-        let index = picker
+        let picked = picker
             .pick(key, &|i| {
                 usable(i) && self.slow_start_admits(i, now) && admit(i)
             })
-            .or_else(|| picker.pick(key, &|i| usable(i) && admit(i)))?;
-        Some(self.attempt(index, permit.take()))
+            .or_else(|| picker.pick(key, &|i| usable(i) && admit(i)));
+        match (picked, slot.take()) {
+            (Some(index), Some(guard)) => Ok(Attempt {
+                index,
+                _inflight: guard,
+                permit: permit.take(),
+            }),
+            _ if full.get() => Err(NoRoom::Full),
+            _ => Err(NoRoom::None),
+        }
+    }
+
+    /// Runs `pick` (one try at a backend, as [`select_or_full`]) until it
+    /// gives one. Every usable backend full: with a `queue`, waits in it for
+    /// a freed slot (at most `queue.timeout`), then picks again; without,
+    /// or with the queue full or the wait over, [`Unavailable::Overloaded`].
+    /// The wait runs in the caller's task.
+    ///
+    /// [`select_or_full`]: Self::select_or_full
+    pub async fn wait_for(
+        &self,
+        mut pick: impl FnMut() -> Result<Attempt, NoRoom>,
+    ) -> Result<Attempt, Unavailable> {
+        match pick() {
+            Ok(attempt) => return Ok(attempt),
+            Err(NoRoom::None) => return Err(Unavailable::NoBackend),
+            Err(NoRoom::Full) => {}
+        }
+        let Some(queue) = &self.queue else {
+            return Err(Unavailable::Overloaded);
+        };
+        let deadline = tokio::time::Instant::now() + queue.spec.timeout;
+        let mut front = false;
+        loop {
+            let mut ticket = queue.join(front).map_err(|_| Unavailable::Overloaded)?;
+            // Once more now that a freed slot would wake this waiter: one
+            // freed between the first pick and joining has woken no one.
+            match pick() {
+                Ok(attempt) => {
+                    ticket.consume();
+                    return Ok(attempt);
+                }
+                Err(NoRoom::None) => return Err(Unavailable::NoBackend),
+                Err(NoRoom::Full) => {}
+            }
+            if tokio::time::timeout_at(deadline, ticket.woken())
+                .await
+                .is_err()
+            {
+                queue.count_timeout();
+                return Err(Unavailable::Overloaded);
+            }
+            // Woken as the head: pick again; losing the slot to a newcomer
+            // puts this request back at the front.
+            ticket.consume();
+            front = true;
+        }
+    }
+
+    /// [`select`](Self::select), waiting in the queue when every usable
+    /// backend is full (see [`wait_for`](Self::wait_for)).
+    pub async fn select_waiting(
+        &self,
+        key: &[u8],
+        tried: &[usize],
+    ) -> Result<Attempt, Unavailable> {
+        self.wait_for(|| self.select_or_full(key, tried)).await
     }
 
     /// Backend `index` itself (a sticky client's), if it is healthy, not in
-    /// `tried`, not disabled by an operator, and its breaker allows it.
+    /// `tried`, not disabled by an operator, not at its `max_conns`, and its
+    /// breaker allows it.
     /// Draining does not matter here: weight 0 only stops *new* clients.
     pub fn select_pinned(&self, index: usize, tried: &[usize]) -> Option<Attempt> {
         if index >= self.spec.backends.len()
@@ -256,16 +373,23 @@ impl Upstream {
         {
             return None;
         }
+        let guard = self.load.try_acquire(index)?;
         let permit = self.breakers.try_acquire(index, Instant::now())?;
-        Some(self.attempt(index, Some(permit)))
+        Some(Attempt {
+            index,
+            _inflight: guard,
+            permit: Some(permit),
+        })
     }
 
-    fn attempt(&self, index: usize, permit: Option<Permit>) -> Attempt {
-        Attempt {
-            index,
-            _inflight: self.load.acquire(index),
-            permit,
-        }
+    /// Backend `index`'s `max_conns` (0 = no cap).
+    pub fn max_conns(&self, index: usize) -> usize {
+        self.load.cap(index)
+    }
+
+    /// The wait queue, when the upstream has one.
+    pub fn queue(&self) -> Option<&WaitQueue> {
+        self.queue.as_deref()
     }
 
     /// How an attempt ended, for its backend's circuit breaker. Connect

@@ -83,6 +83,12 @@ impl Proxy {
 
     /// As [`Proxy::start`], with extra environment variables for switchyard.
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Proxy {
+        Self::start_wrapped(config, env, &[])
+    }
+
+    /// As [`Proxy::start_with_env`], run through `wrapper` (a command and
+    /// its arguments that end by running the rest, like `prlimit ... --`).
+    pub fn start_wrapped(config: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Proxy {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let tcp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -100,7 +106,15 @@ impl Proxy {
         let conf = dir.path().join("switchyard.yaml");
         std::fs::write(&conf, text).unwrap();
         let log = std::fs::File::create(dir.path().join("switchyard.log")).unwrap();
-        let child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            None => Command::new(BIN),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+        };
+        let child = command
             .args(["run", "-c"])
             .arg(&conf)
             .envs(env.iter().copied())

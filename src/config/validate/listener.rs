@@ -134,6 +134,7 @@ pub(super) fn listener(
         trusted_proxies,
         proxy_protocol: l.proxy_protocol.unwrap_or(false),
         max_connections_per_ip: l.max_connections_per_ip.unwrap_or(0),
+        max_connections: l.max_connections.unwrap_or(0),
         kind,
     })
 }

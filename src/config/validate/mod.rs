@@ -137,6 +137,7 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
         Some(n) => n as usize,
     };
     ServerSettings {
+        max_connections: s.max_connections.unwrap_or(0),
         threads,
         pid_file: PathBuf::from(s.pid_file.unwrap_or_else(|| "/tmp/switchyard.pid".into())),
         upgrade_sock: PathBuf::from(

@@ -123,6 +123,14 @@ pub(super) fn upstream(
             None
         }
     };
+    let queue = u.queue.map(|q| queue(q, &path.key("queue"), p));
+    if queue.is_some() && !backends.is_empty() && backends.iter().all(|b| b.max_conns == 0) {
+        p.warning(
+            &path.key("queue"),
+            "no backend has max_conns: requests never wait in this queue",
+        )
+        .hint("set max_conns on the backends, or remove the queue");
+    }
     let retries = match u.retries {
         None => 2,
         Some(r) if r > 16 => {
@@ -160,7 +168,29 @@ pub(super) fn upstream(
         tls,
         protocol,
         send_proxy_protocol,
+        queue,
     })
+}
+
+/// `queue: { max, timeout }`: `max` at least 1 (default 1000), `timeout`
+/// a non-zero duration (default 5s).
+fn queue(q: RawQueue, path: &YamlPath, p: &mut Problems) -> QueueSpec {
+    let max = match q.max {
+        None => 1000,
+        Some(0) => {
+            p.error(&path.key("max"), "must be at least 1")
+                .hint("remove `queue` to answer 503 at once when every backend is full");
+            1000
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let timeout = nonzero_duration(
+        q.timeout.as_ref(),
+        Duration::from_secs(5),
+        &path.key("timeout"),
+        p,
+    );
+    QueueSpec { max, timeout }
 }
 
 fn hash_key(k: &str, path: &YamlPath, p: &mut Problems) -> Option<HashKey> {
@@ -211,6 +241,7 @@ fn backend(b: RawBackend, path: &YamlPath, p: &mut Problems) -> Option<BackendSp
         addr,
         socket: socket.ok()?,
         weight,
+        max_conns: b.max_conns.unwrap_or(0),
     })
 }
 
