@@ -24,6 +24,7 @@ pub mod hash_key;
 pub mod health;
 pub mod idle;
 pub mod load;
+pub mod retry_budget;
 pub mod selection;
 pub mod slow_start;
 
