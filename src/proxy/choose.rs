@@ -25,6 +25,10 @@ pub fn choose(
     ctx: &mut RequestCtx,
 ) -> Option<Attempt> {
     let upstream = route.upstream.as_ref()?;
+    if ctx.tried.is_empty() {
+        // The retry budget's measure of traffic.
+        upstream.first_try();
+    }
     let Some(sticky_cfg) = &route.sticky else {
         return upstream.select(&hash_key(upstream, req, client_ip), &ctx.tried);
     };

@@ -13,11 +13,15 @@
 //!       │            guard + breaker permit) on a backend not tried yet
 //!       │               ├─ none selectable, first attempt ──▶ 503
 //!       │               └─ none left after connect failures ─▶ 502
-//! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
+//! fail_to_connect ── report the failure; retry elsewhere per retry_on
+//!                    (crate::proxy::retry), the pause in upstream_peer
 //! request_body_filter ── max_body_bytes on a streamed body ──▶ 413
 //! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers,
 //!                    request id, request_headers rules
-//! upstream_response_filter ── note the backend's status
+//! upstream_response_filter ── note the backend's status and Retry-After;
+//!                    a 502/503/504 in retry_on ──▶ retry elsewhere
+//! error_while_proxy ── stale pooled connection ──▶ once more; reset or
+//!                    timeout before the head in retry_on ──▶ elsewhere
 //! response_filter ── hop-by-hop out; response_headers rules, Set-Cookie
 //!                    (sticky), RateLimit-*, request id;
 //!                    Connection: close from SIGQUIT/SIGTERM on;
@@ -37,8 +41,10 @@ pub(crate) mod headers;
 pub(crate) mod limit;
 mod peer;
 pub(crate) mod respond;
+pub(crate) mod retry;
 mod rewrite;
 mod route;
+mod settle;
 
 pub use ctx::RequestCtx;
 pub(crate) use rewrite::{
@@ -60,7 +66,7 @@ use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::compress;
-use crate::config::UpstreamSpec;
+use crate::config::{RetryReason, UpstreamSpec};
 use crate::filters::sticky::StickyKey;
 use crate::policy::body_limit::Allowance;
 use crate::policy::{self, Cidr, RequestIdSettings};
@@ -196,6 +202,11 @@ impl ProxyHttp for HttpProxy {
                 "route has no upstream",
             ));
         };
+        // A retry decided after the last try failed: its pause first.
+        if ctx.next.is_some() {
+            let retry = ctx.tried.len();
+            tokio::time::sleep(retry::pause(retry, ctx.deadline)).await;
+        }
         let left = match ctx.deadline {
             Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
@@ -210,15 +221,19 @@ impl ProxyHttp for HttpProxy {
                 return Ok(Box::new(peer::build(&upstream.spec, backend, addrs, left)));
             }
         }
-        // The previous try (if any) was reported in fail_to_connect.
+        // The previous try (if any) was reported when its retry was decided.
         ctx.attempt = None;
-        let Some(attempt) = choose::choose(
-            &route,
-            session.req_header(),
-            ctx.client_ip,
-            &self.sticky_key,
-            ctx,
-        ) else {
+        let chosen = match ctx.next.take() {
+            Some(next) => Some(next),
+            None => choose::choose(
+                &route,
+                session.req_header(),
+                ctx.client_ip,
+                &self.sticky_key,
+                ctx,
+            ),
+        };
+        let Some(attempt) = chosen else {
             let (code, why) = if ctx.tried.is_empty() {
                 (503, "no backend is selectable")
             } else {
@@ -226,9 +241,6 @@ impl ProxyHttp for HttpProxy {
             };
             return Err(Error::explain(ErrorType::HTTPStatus(code), why));
         };
-        if !ctx.tried.is_empty() {
-            route.retries.inc();
-        }
         let backend = upstream.backend(attempt.index);
         if let Some(c) = route.backend_requests.get(attempt.index) {
             c.inc();
@@ -241,34 +253,35 @@ impl ProxyHttp for HttpProxy {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let retries = ctx
-            .route
-            .as_ref()
-            .and_then(|r| r.upstream.as_ref())
-            .map_or(0, |u| u.spec.retries as usize);
         log::warn!("connect to {} failed: {e}", peer._address);
         // A connect error counts against the backend's breaker (SPEC).
-        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
+        let route = ctx.route.clone();
+        let upstream = route.as_ref().and_then(|r| r.upstream.as_ref());
         if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
             upstream.report(attempt, Outcome::Failure);
         }
-        // Nothing was sent yet, so another backend is always safe to try.
-        if ctx.tried.len() <= retries {
-            e.set_retry(true);
+        // Nothing was sent yet: any method may go to another backend.
+        if let Some(route) = &route {
+            let reason = RetryReason::ConnectFailure;
+            let (req, ip) = (session.req_header(), ctx.client_ip);
+            ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, true);
+            e.set_retry(ctx.next.is_some());
         }
         e
     }
 
-    /// A request whose reused backend connection broke before any answer
-    /// goes once more to the same backend, when it has no body to replay:
-    /// the backend closed the idle connection, it did not fail. The same
-    /// rule as the HTTP/1 forwarder's; every other failure is final here
-    /// (only connect failures are retried, in `fail_to_connect`).
+    /// After the connection was made, before a response head reached the
+    /// client: a reused backend connection that broke before any answer
+    /// goes once more to the same backend, when the request has no body
+    /// (the backend closed the idle connection, it did not fail; the same
+    /// rule as the HTTP/1 forwarder's). A reset or timeout goes to another
+    /// backend when `retry_on` says so ([`retry`]); so does a 502/503/504,
+    /// whose retry `upstream_response_filter` already decided.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -278,12 +291,27 @@ impl ProxyHttp for HttpProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let stale = client_reused
-            && ctx.upstream_status.is_none()
-            && session.response_written().is_none()
-            && session.as_mut().is_body_empty();
-        e.set_retry(stale);
+        if ctx.next.is_some() {
+            e.set_retry(true);
+            return e;
+        }
+        let before_head = ctx.upstream_status.is_none() && session.response_written().is_none();
+        let stale = client_reused && before_head && session.as_mut().is_body_empty();
         ctx.again = stale;
+        if stale {
+            e.set_retry(true);
+            return e;
+        }
+        let route = ctx.route.clone();
+        if let (Some(route), Some(reason), true) = (&route, retry::reason_of(&e), before_head) {
+            let replay = retry::session_replayable(session);
+            let (req, ip) = (session.req_header(), ctx.client_ip);
+            ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, replay);
+            if ctx.next.is_some() {
+                retry::report_failed_try(ctx);
+            }
+        }
+        e.set_retry(ctx.next.is_some());
         e
     }
 
@@ -324,9 +352,32 @@ impl ProxyHttp for HttpProxy {
                 "101 to a request that asked for no upgrade",
             ));
         }
-        if !upstream_response.status.is_informational() {
-            ctx.upstream_status = Some(upstream_response.status.as_u16());
+        if upstream_response.status.is_informational() {
+            return Ok(());
         }
+        let status = upstream_response.status.as_u16();
+        let route = ctx.route.clone();
+        let upstream = route.as_ref().and_then(|r| r.upstream.as_ref());
+        if let (Some(upstream), Some(attempt)) = (upstream, &ctx.attempt) {
+            let value = upstream_response.headers.get(http::header::RETRY_AFTER);
+            retry::note_retry_after(upstream, attempt.index, status, value.map(|v| v.as_bytes()));
+        }
+        // A 502/503/504 in `retry_on`: discarded (its connection is closed,
+        // never pooled) and the request tried on another backend, unless
+        // nothing allows that; then it is passed on.
+        if let (Some(route), Some(reason)) = (&route, RetryReason::for_status(status)) {
+            let replay = retry::session_replayable(session);
+            let (req, ip) = (session.req_header(), ctx.client_ip);
+            ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, replay);
+            if ctx.next.is_some() {
+                retry::report_failed_try(ctx);
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(status),
+                    "backend answered a status retry_on retries",
+                ));
+            }
+        }
+        ctx.upstream_status = Some(status);
         Ok(())
     }
 
@@ -420,33 +471,11 @@ impl ProxyHttp for HttpProxy {
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(499);
-        self.settle(ctx, status, outcome(ctx.upstream_status, e));
+        self.settle(ctx, status, settle::outcome(ctx.upstream_status, e));
         if let Some(log) = &self.access_log {
             let req = session.req_header();
             let sent = session.body_bytes_sent();
             access::record(log, req, ctx.client_ip, ctx, &self.listener, status, sent);
-        }
-    }
-}
-
-impl Site {
-    /// The end of a request on either path: the attempt's outcome to the
-    /// breaker (`None`: only the client failed, which says nothing about the
-    /// backend), then the request counted under its final `status`.
-    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
-        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
-        if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            match outcome {
-                Some(outcome) => upstream.report(attempt, outcome),
-                None => drop(attempt),
-            }
-        }
-        match &ctx.route {
-            Some(r) => {
-                r.requests.inc(status);
-                r.duration.observe(ctx.started.elapsed().as_secs_f64());
-            }
-            None => self.unrouted.inc(status),
         }
     }
 }
@@ -462,20 +491,6 @@ async fn refuse(
     ctx.own_status = Some(code);
     respond::answer(session, code, &ctx.answer_headers(extra)).await;
     Ok(true)
-}
-
-/// What a finished attempt tells the circuit breaker: a 5xx, or an error on
-/// the backend's side (timeout, reset, malformed response), is a failure; an
-/// answer below 500 that reached the client is a success. `None` when only
-/// the client failed (it went away): that says nothing about the backend.
-fn outcome(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Outcome> {
-    let backend_failed = e.is_some_and(|e| *e.esource() == pingora::ErrorSource::Upstream);
-    match upstream_status {
-        Some(s) if s >= 500 => Some(Outcome::Failure),
-        _ if backend_failed => Some(Outcome::Failure),
-        Some(_) if e.is_none() => Some(Outcome::Success),
-        _ => None,
-    }
 }
 
 /// The client's socket IP (never a header).

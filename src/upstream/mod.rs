@@ -24,6 +24,7 @@ pub mod hash_key;
 pub mod health;
 pub mod idle;
 pub mod load;
+pub mod retry_after;
 pub mod retry_budget;
 pub mod selection;
 pub mod slow_start;
@@ -46,6 +47,8 @@ use admin_state::Overrides;
 use breaker::{Breakers, Outcome, Permit, State};
 use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
+use retry_after::RetryAfter;
+use retry_budget::RetryBudget;
 use selection::{index_of, BackendIndex, SelectionContext};
 
 /// An upstream group that can pick a backend, whatever its policy.
@@ -124,6 +127,10 @@ pub struct Upstream {
     health: Arc<HealthEvents>,
     breakers: Breakers,
     overrides: Overrides,
+    /// Retries allowed per first try (`retry_budget`).
+    budget: RetryBudget,
+    /// Backends that asked for no traffic for a while (`Retry-After`).
+    retry_after: RetryAfter,
     /// Serializes admin writes, so the last rebuild sees the last write.
     /// Never taken on the request path.
     writing: std::sync::Mutex<()>,
@@ -157,6 +164,8 @@ impl Upstream {
         let service = health_service(&spec, set, ctx.clone(), &health);
         let breakers = Breakers::new(spec.circuit_breaker.as_ref(), spec.backends.len());
         let overrides = Overrides::new(spec.backends.iter().map(|b| b.weight));
+        let budget = RetryBudget::new(spec.retry_budget);
+        let retry_after = RetryAfter::new(spec.backends.len());
         let upstream = Self {
             spec,
             picker: ArcSwap::from_pointee(picker),
@@ -165,6 +174,8 @@ impl Upstream {
             health,
             breakers,
             overrides,
+            budget,
+            retry_after,
             writing: std::sync::Mutex::new(()),
         };
         (Arc::new(upstream), service)
@@ -179,8 +190,12 @@ impl Upstream {
         let backends = &self.spec.backends;
         let now = Instant::now();
         let permit = Cell::new(None);
-        let usable =
-            |i: usize| i < backends.len() && self.overrides.takes_new(i) && !tried.contains(&i);
+        let usable = |i: usize| {
+            i < backends.len()
+                && self.overrides.takes_new(i)
+                && !tried.contains(&i)
+                && !self.retry_after.holds(i, now)
+        };
         let admit = |i: usize| match self.breakers.try_acquire(i, now) {
             Some(p) => {
                 permit.set(Some(p));
@@ -208,7 +223,11 @@ impl Upstream {
         {
             return None;
         }
-        let permit = self.breakers.try_acquire(index, Instant::now())?;
+        let now = Instant::now();
+        if self.retry_after.holds(index, now) {
+            return None;
+        }
+        let permit = self.breakers.try_acquire(index, now)?;
         Some(self.attempt(index, Some(permit)))
     }
 
@@ -228,6 +247,27 @@ impl Upstream {
             self.breakers
                 .record(attempt.index, Instant::now(), permit, outcome);
         }
+    }
+
+    /// A request's first try, for the retry budget.
+    pub fn first_try(&self) {
+        self.budget.record_request(Instant::now());
+    }
+
+    /// Whether the retry budget allows one more retry now (and counts it).
+    pub fn retry_allowed(&self) -> bool {
+        self.budget.try_retry(Instant::now())
+    }
+
+    /// Backend `index` answered 429/503 with `Retry-After: hold`: no new
+    /// requests go to it that long (see [`retry_after`]).
+    pub fn hold_off(&self, index: usize, hold: std::time::Duration) {
+        self.retry_after.hold(index, Instant::now(), hold);
+    }
+
+    /// How long backend `index` is still held off by its `Retry-After`.
+    pub fn held_off_for(&self, index: usize) -> Option<std::time::Duration> {
+        self.retry_after.left(index, Instant::now())
     }
 
     /// The circuit breaker state of backend `index`.
