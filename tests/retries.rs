@@ -243,3 +243,34 @@ fn retry_after_keeps_new_requests_off_a_backend_for_a_while() {
         assert!(since.elapsed() >= Duration::from_secs(1), "{engine}");
     }
 }
+
+#[test]
+fn http2_clients_get_the_same_retries() {
+    let good = Backend::start("good", Act::Good);
+    let bad = Backend::start("bad", Act::Status(503, None));
+    let p = Proxy::start(&format!(
+        "admin: {{ listen: \"{{ADMIN}}\" }}\nlisteners:\n  web:\n    listen: \"{{HTTP}}\"\n    h2c: true\n    routes: [{{ upstream: u }}]\nupstreams:\n  u:\n    retries: 1\n    retry_on: [503]\n    backends: [{}, {}]\n",
+        bad.yaml(),
+        good.yaml()
+    ));
+    let url = format!("http://{}/", p.http);
+    let body = "y".repeat(1000);
+    for i in 0..4 {
+        let (ok, out, err) = curl(&["--http2-prior-knowledge", &url]);
+        assert!(ok, "{err}");
+        assert_eq!(out, "good good len=0", "GET #{i}");
+        let put = [
+            "--http2-prior-knowledge",
+            "-X",
+            "PUT",
+            "--data-binary",
+            &body,
+            &url,
+        ];
+        let (ok, out, err) = curl(&put);
+        assert!(ok, "{err}");
+        assert_eq!(out, "good good len=1000", "PUT #{i}");
+    }
+    assert!(bad.hits() >= 2, "the failing backend was tried");
+    assert_eq!(retries(&p, "503"), bad.hits() as f64);
+}
