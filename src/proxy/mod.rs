@@ -356,26 +356,17 @@ impl ProxyHttp for HttpProxy {
             return Ok(());
         }
         let status = upstream_response.status.as_u16();
-        let route = ctx.route.clone();
-        let upstream = route.as_ref().and_then(|r| r.upstream.as_ref());
-        if let (Some(upstream), Some(attempt)) = (upstream, &ctx.attempt) {
-            let value = upstream_response.headers.get(http::header::RETRY_AFTER);
-            retry::note_retry_after(upstream, attempt.index, status, value.map(|v| v.as_bytes()));
+        if !matches!(status, 429 | 502..=504) {
+            ctx.upstream_status = Some(status);
+            return Ok(());
         }
-        // A 502/503/504 in `retry_on`: discarded (its connection is closed,
-        // never pooled) and the request tried on another backend, unless
-        // nothing allows that; then it is passed on.
-        if let (Some(route), Some(reason)) = (&route, RetryReason::for_status(status)) {
-            let replay = retry::session_replayable(session);
-            let (req, ip) = (session.req_header(), ctx.client_ip);
-            ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, replay);
-            if ctx.next.is_some() {
-                retry::report_failed_try(ctx);
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(status),
-                    "backend answered a status retry_on retries",
-                ));
-            }
+        let retry_after = upstream_response.headers.get(http::header::RETRY_AFTER);
+        let retry_after = retry_after.map(|v| v.as_bytes());
+        if retry::at_response_head(session, ctx, &self.sticky_key, status, retry_after) {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "backend answered a status retry_on retries",
+            ));
         }
         ctx.upstream_status = Some(status);
         Ok(())

@@ -150,6 +150,37 @@ pub fn raw_header<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
         .map(|h| h.value)
 }
 
+/// Pingora's path, at a backend's final response head with `status`
+/// (429 or 502..=504): notes its `Retry-After`, then, for a 502/503/504 in
+/// `retry_on`, chooses the next try ([`next_try`]) and reports the failed
+/// one. True when the answer is to be discarded for that try (its
+/// connection is then closed, never pooled); false: it is passed on.
+pub fn at_response_head(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    key: &StickyKey,
+    status: u16,
+    retry_after: Option<&[u8]>,
+) -> bool {
+    let Some(route) = ctx.route.clone() else {
+        return false;
+    };
+    if let (Some(upstream), Some(attempt)) = (&route.upstream, &ctx.attempt) {
+        note_retry_after(upstream, attempt.index, status, retry_after);
+    }
+    let Some(reason) = RetryReason::for_status(status) else {
+        return false;
+    };
+    let replay = session_replayable(session);
+    let (req, ip) = (session.req_header(), ctx.client_ip);
+    ctx.next = next_try(&route, req, ip, key, ctx, reason, replay);
+    if ctx.next.is_none() {
+        return false;
+    }
+    report_failed_try(ctx);
+    true
+}
+
 /// The current (failed) try's outcome to its backend's breaker, before
 /// the request moves on to [`RequestCtx::next`].
 pub fn report_failed_try(ctx: &mut RequestCtx) {
