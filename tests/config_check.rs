@@ -216,3 +216,36 @@ fn route_policy_keys_are_checked_with_path_and_line() {
     }
     assert!(err.contains("12 error(s)"), "{err}");
 }
+
+#[test]
+fn retry_keys_are_checked_with_path_and_line() {
+    let (code, _out, err) = check(&fixture("retries_bad.yaml"));
+    assert_eq!(code, 1, "{err}");
+    for (line, path, words) in [
+        (
+            7,
+            "upstreams.api.retry_on[1]",
+            "unknown retry_on reason \"500\"",
+        ),
+        (
+            8,
+            "upstreams.api.retry_on[3]",
+            "unknown retry_on reason \"timeouts\"",
+        ),
+        (
+            9,
+            "upstreams.api.retry_budget",
+            "\"twenty\" is not a percentage",
+        ),
+        (12, "upstreams.other.retry_budget", "not a percentage"),
+    ] {
+        let wanted = format!("line {line}: error: {path}: ");
+        let hit = err.lines().find(|l| l.contains(&wanted));
+        assert!(
+            hit.is_some_and(|l| l.contains(words)),
+            "no {wanted:?} with {words:?} in:\n{err}"
+        );
+    }
+    assert!(err.contains("valid reasons: connect_failure, reset, timeout, 502, 503, 504"));
+    assert!(err.contains("4 error(s)"), "{err}");
+}

@@ -63,7 +63,10 @@ fn connect_failure_on_every_backend_is_502_after_retries() {
         .sum();
     assert_eq!(sent, 2.0);
     assert_eq!(
-        proxy.metric("switchyard_upstream_retries_total", &[("upstream", "dead")]),
+        proxy.metric(
+            "switchyard_upstream_retries_total",
+            &[("upstream", "dead"), ("reason", "connect_failure")],
+        ),
         Some(1.0)
     );
 }
@@ -87,7 +90,10 @@ fn a_dead_backend_costs_no_failed_request_when_retries_allow() {
     assert_eq!(live[0].hits() + live[1].hits(), 12);
     assert!(
         proxy
-            .metric("switchyard_upstream_retries_total", &[("upstream", "u")])
+            .metric(
+                "switchyard_upstream_retries_total",
+                &[("upstream", "u"), ("reason", "connect_failure")],
+            )
             .unwrap()
             >= 3.0
     );

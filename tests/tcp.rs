@@ -179,7 +179,10 @@ fn a_refused_backend_is_skipped_for_the_next_one() {
     }
     assert!(
         proxy
-            .metric("switchyard_upstream_retries_total", &[("upstream", "t")])
+            .metric(
+                "switchyard_upstream_retries_total",
+                &[("upstream", "t"), ("reason", "connect_failure")],
+            )
             .unwrap()
             >= 2.0
     );

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub rate_limit_store_errors: IntCounterVec,
     pub upstream_retries: IntCounterVec,
+    pub retry_budget_exhausted: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_bytes: IntCounterVec,
     pub access_log_dropped: IntCounter,
@@ -107,7 +108,12 @@ impl Metrics {
             ),
             upstream_retries: counter(
                 "switchyard_upstream_retries_total",
-                "Further backends tried after a connect failure",
+                "Further backends tried after a failure in retry_on, by reason",
+                &["upstream", "reason"],
+            ),
+            retry_budget_exhausted: counter(
+                "switchyard_retry_budget_exhausted_total",
+                "Retries the upstream's retry budget refused",
                 &["upstream"],
             ),
             tcp_connections: counter(

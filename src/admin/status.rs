@@ -104,6 +104,9 @@ pub struct BackendStatus<'a> {
     pub circuit: &'static str,
     /// Requests (and retries) sent to this backend.
     pub requests: u64,
+    /// Seconds (rounded up) it still gets no new requests because it
+    /// answered with `Retry-After`; 0 when none.
+    pub retry_after_secs: u64,
 }
 
 impl Status<'_> {
@@ -153,6 +156,9 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
                     max_conns: u.max_conns(i),
                     circuit: u.circuit(i).name(),
                     requests: sum(&sent, &[&u.spec.name, &b.addr]),
+                    retry_after_secs: u
+                        .held_off_for(i)
+                        .map_or(0, |d| d.as_millis().div_ceil(1000) as u64),
                 })
                 .collect();
             (

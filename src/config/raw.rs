@@ -218,6 +218,11 @@ pub struct RawUpstream {
     pub health_check: Option<RawHealthCheck>,
     pub circuit_breaker: Option<RawCircuitBreaker>,
     pub retries: Option<u64>,
+    /// `connect_failure`, `reset`, `timeout`, `502`, `503`, `504`.
+    pub retry_on: Option<Vec<StatusSpec>>,
+    /// A percentage: `20%`.
+    pub retry_budget: Option<String>,
+    pub honor_retry_after: Option<bool>,
     pub connect_timeout: Option<String>,
     pub read_timeout: Option<String>,
     pub slow_start: Option<String>,

@@ -1,6 +1,6 @@
 //! One request's exchange with a backend, for either client protocol:
 //! the route's policies ([`crate::policy::admit`]), the rate limit, the
-//! choice of backend (retries after a failed connect
+//! choice of backend (retries per `retry_on`, see [`crate::proxy::retry`],
 //! and once more after a stale idle connection), the request head and body
 //! to the backend, the response head rewritten and the body streamed back
 //! to the [`Client`], the idle connection returned to the pool; then the
@@ -17,13 +17,15 @@ use super::answer;
 use super::client::Client;
 use super::head;
 use crate::compress;
+use crate::config::RetryReason;
 use crate::policy;
+use crate::proxy::retry::Next;
 use crate::proxy::{self, choose, headers, RequestCtx, RouteRuntime, Site};
 use crate::proxy_protocol::{self, ConnAddrs};
 use crate::upstream::breaker::Outcome;
-use crate::upstream::Unavailable;
-use crate::upstream::Upstream;
+use crate::upstream::{Unavailable, Upstream};
 
+mod replay;
 mod reply;
 mod send;
 
@@ -39,7 +41,10 @@ enum Failed {
     Stale,
     /// The backend took longer than `read_timeout`: 504.
     Timeout,
-    /// The backend broke the exchange or answered nonsense: 502.
+    /// The connection broke before a response head: 502.
+    Reset,
+    /// The backend answered nonsense, or broke the exchange after an
+    /// interim response went to the client: 502.
     Backend,
     /// The client went away (or sent less body than it announced).
     Client,
@@ -120,6 +125,8 @@ pub(crate) async fn forward<C: Client>(
                 client_timeout,
                 sent: 0,
                 body_unfinished: false,
+                replayable: false,
+                interim_sent: false,
             };
             let (status, outcome, keep) = exchange.run(close, shutdown).await;
             (status, outcome, keep, exchange.sent)
@@ -200,6 +207,11 @@ struct Exchange<'a, C> {
     /// The backend answered before the client had sent the whole body: the
     /// client's connection closes after the response.
     body_unfinished: bool,
+    /// The request can go to another backend after one saw it: its body
+    /// (if any) is kept in the request's wire bytes ([`replay`]).
+    replayable: bool,
+    /// An interim (1xx) response reached the client: nothing is retried.
+    interim_sent: bool,
 }
 
 impl<C: Client> Exchange<'_, C> {
@@ -219,6 +231,9 @@ impl<C: Client> Exchange<'_, C> {
             .as_ref()
             .map_or(self.req.raw_path(), |t| t.as_bytes());
         head::write_request(&self.req.method, target, self.fields, &mut wire);
+        if !self.keep_for_replay(&mut wire).await {
+            return (499, None, false);
+        }
         // The route's `timeout` covers every try, up to the response head.
         let reached = match self.route.policy.timeout {
             None => self.reach(&wire).await,
@@ -244,18 +259,32 @@ impl<C: Client> Exchange<'_, C> {
         }
     }
 
-    /// Tries backends until one answers with a response head (or none is
-    /// left to try).
+    /// Tries backends until one answers with a response head that is to be
+    /// passed on (or none is left to try): connect failures, and per
+    /// `retry_on` resets, timeouts and 502/503/504, go to another backend
+    /// ([`proxy::retry`]).
     async fn reach(&mut self, wire: &[u8]) -> Reached<C::Head> {
+        let mut next: Option<Next> = None;
         loop {
-            let chosen = choose::choose(
-                self.route,
-                self.req,
-                self.client_ip,
-                &self.site.sticky_key,
-                self.ctx,
-            )
-            .await;
+            let chosen = match next.take() {
+                Some(Next::Chosen(attempt)) => {
+                    self.retry_pause().await;
+                    Ok(attempt)
+                }
+                queued => {
+                    if queued.is_some() {
+                        self.retry_pause().await;
+                    }
+                    choose::choose(
+                        self.route,
+                        self.req,
+                        self.client_ip,
+                        &self.site.sticky_key,
+                        self.ctx,
+                    )
+                    .await
+                }
+            };
             let attempt = match chosen {
                 Ok(attempt) => attempt,
                 Err(Unavailable::Overloaded) => {
@@ -268,9 +297,6 @@ impl<C: Client> Exchange<'_, C> {
                 }
             };
             let index = attempt.index;
-            if !self.ctx.tried.is_empty() {
-                self.route.retries.inc();
-            }
             if let Some(c) = self.route.backend_requests.get(index) {
                 c.inc();
             }
@@ -285,8 +311,13 @@ impl<C: Client> Exchange<'_, C> {
             self.ctx.attempt = Some(attempt);
             let mut conn = match conn {
                 Ok(c) => c,
-                Err(e) if self.connect_failed(addr, &e) => continue,
-                Err(_) => return Reached::Done(self.answer(502, &[], None).await),
+                Err(e) => match self.connect_failed(addr, &e) {
+                    Some(attempt) => {
+                        next = Some(attempt);
+                        continue;
+                    }
+                    None => return Reached::Done(self.answer(502, &[], None).await),
+                },
             };
             // Taken once connected: a retry's `choose` sets its own cookie.
             let Ok(mut additions) = headers::ResponseAdditions::take(self.ctx) else {
@@ -304,29 +335,50 @@ impl<C: Client> Exchange<'_, C> {
                         result = self.exchange(&mut conn, wire, &additions).await;
                     }
                     // The backend is gone: a connect failure like any other.
-                    Err(e) if self.connect_failed(addr, &e) => continue,
-                    Err(_) => return Reached::Done(self.answer(502, &[], None).await),
+                    Err(e) => match self.connect_failed(addr, &e) {
+                        Some(attempt) => {
+                            next = Some(attempt);
+                            continue;
+                        }
+                        None => return Reached::Done(self.answer(502, &[], None).await),
+                    },
                 }
             }
-            let done = match result {
+            let (reason, code) = match result {
                 Ok((resp, rest)) => {
+                    // A 502/503/504 in `retry_on` is discarded (its
+                    // connection dropped, so closed) if another try is made.
+                    let retried = match RetryReason::for_status(resp.status) {
+                        Some(reason) => self.retry(reason),
+                        None => None,
+                    };
+                    if let Some(attempt) = retried {
+                        next = Some(attempt);
+                        continue;
+                    }
                     return Reached::Head {
                         conn,
                         index,
                         resp,
                         rest,
-                    }
+                    };
                 }
-                Err(Failed::Timeout) => self.answer(504, &[], Some(Outcome::Failure)).await,
-                Err(Failed::Stale | Failed::Backend) => {
-                    self.answer(502, &[], Some(Outcome::Failure)).await
+                Err(Failed::Timeout) => (RetryReason::Timeout, 504),
+                // (A fresh connection closed before any answer is a reset.)
+                Err(Failed::Reset | Failed::Stale) => (RetryReason::Reset, 502),
+                Err(Failed::Backend) => {
+                    return Reached::Done(self.answer(502, &[], Some(Outcome::Failure)).await)
                 }
                 // The backend connection is dropped with the request
                 // incomplete; the breaker learns nothing of the backend.
-                Err(Failed::TooLarge) => self.answer(413, &[], None).await,
-                Err(Failed::Client) => (499, None, false),
+                Err(Failed::TooLarge) => return Reached::Done(self.answer(413, &[], None).await),
+                Err(Failed::Client) => return Reached::Done((499, None, false)),
             };
-            return Reached::Done(done);
+            if let Some(attempt) = self.retry(reason) {
+                next = Some(attempt);
+                continue;
+            }
+            return Reached::Done(self.answer(code, &[], Some(Outcome::Failure)).await);
         }
     }
 
@@ -347,14 +399,31 @@ impl<C: Client> Exchange<'_, C> {
         self.proxy_addrs.as_ref()
     }
 
-    /// Reports the current attempt's failed connect to the breaker; true
-    /// when `retries` allow another backend.
-    fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> bool {
+    /// Reports the current attempt's failed connect to the breaker; the
+    /// next attempt when `retry_on` and the rest allow another backend.
+    fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> Option<Next> {
         log::warn!("connect to {addr} failed: {e}");
         if let Some(attempt) = self.ctx.attempt.take() {
             self.upstream.report(attempt, Outcome::Failure);
         }
-        self.ctx.tried.len() <= self.upstream.spec.retries as usize
+        let (route, req, ip) = (self.route, self.req, self.client_ip);
+        let reason = RetryReason::ConnectFailure;
+        proxy::retry::next_try(
+            route,
+            req,
+            ip,
+            &self.site.sticky_key,
+            self.ctx,
+            reason,
+            true,
+        )
+    }
+
+    /// The jittered pause before a retry, within the route's `timeout`.
+    async fn retry_pause(&self) {
+        let deadline = proxy::retry::deadline(self.route, self.ctx.started);
+        let pause = proxy::retry::pause(self.ctx.tried.len(), deadline);
+        tokio::time::sleep(pause).await;
     }
 
     /// The route's rate limit: `Some(429)` when it denied (and was answered).

@@ -100,7 +100,7 @@ impl TcpProxy {
             if !tried.is_empty() {
                 self.metrics
                     .upstream_retries
-                    .with_label_values(&[&spec.name])
+                    .with_label_values(&[&spec.name, "connect_failure"])
                     .inc();
             }
             tried.push(attempt.index);

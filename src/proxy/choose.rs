@@ -32,12 +32,18 @@ pub async fn choose(
     let Some(upstream) = route.upstream.as_ref() else {
         return Err(Unavailable::NoBackend);
     };
+    if ctx.tried.is_empty() {
+        // The retry budget's measure of traffic.
+        upstream.first_try();
+    }
     upstream
         .wait_for(|| choose_now(upstream, route, req, client_ip, key, ctx))
         .await
 }
 
-fn choose_now(
+/// [`choose`] without waiting: `Err(NoRoom::Full)` when every usable
+/// backend is at its `max_conns`.
+pub fn choose_now(
     upstream: &Upstream,
     route: &RouteRuntime,
     req: &RequestHeader,

@@ -35,6 +35,9 @@ pub struct RequestCtx {
     /// (the backend had closed it while idle): the next try goes to the
     /// same backend, with the same attempt, on another connection.
     pub again: bool,
+    /// The next try, chosen when the current one failed in a way
+    /// `retry_on` retries ([`super::retry::next_try`]); Pingora's path.
+    pub next: Option<super::retry::Next>,
     /// The request id (`server.request_id`): its header name and value.
     pub request_id: Option<(http::HeaderName, http::HeaderValue)>,
     /// The route's `max_inflight` slot, held to the request's end.
@@ -67,6 +70,7 @@ impl RequestCtx {
             rate: None,
             set_cookie: None,
             again: false,
+            next: None,
             request_id: None,
             slot: None,
             client_ip: None,

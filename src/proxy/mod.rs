@@ -15,11 +15,15 @@
 //!       │               │  queue; full / timed out ──▶ 503 + Retry-After
 //!       │               ├─ none selectable, first attempt ──▶ 503
 //!       │               └─ none left after connect failures ─▶ 502
-//! fail_to_connect ── report the failure; retry elsewhere while `retries` allow
+//! fail_to_connect ── report the failure; retry elsewhere per retry_on
+//!                    (crate::proxy::retry), the pause in upstream_peer
 //! request_body_filter ── max_body_bytes on a streamed body ──▶ 413
 //! upstream_request_filter ── X-Forwarded-*, strip_prefix, TE: trailers,
 //!                    request id, request_headers rules
-//! upstream_response_filter ── note the backend's status
+//! upstream_response_filter ── note the backend's status and Retry-After;
+//!                    a 502/503/504 in retry_on ──▶ retry elsewhere
+//! error_while_proxy ── stale pooled connection ──▶ once more; reset or
+//!                    timeout before the head in retry_on ──▶ elsewhere
 //! response_filter ── hop-by-hop out; response_headers rules, Set-Cookie
 //!                    (sticky), RateLimit-*, request id;
 //!                    Connection: close from SIGQUIT/SIGTERM on;
@@ -39,8 +43,10 @@ pub(crate) mod headers;
 pub(crate) mod limit;
 mod peer;
 pub(crate) mod respond;
+pub(crate) mod retry;
 mod rewrite;
 mod route;
+mod settle;
 mod site;
 
 pub use ctx::RequestCtx;
@@ -61,21 +67,26 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::compress;
-use crate::config::UpstreamSpec;
+use crate::config::{RetryReason, UpstreamSpec};
+use crate::filters::sticky::StickyKey;
 use crate::policy;
 use crate::policy::body_limit::Allowance;
 use crate::proxy_protocol::ConnAddrs;
 use crate::router::request_host;
 use crate::upstream::breaker::Outcome;
 use crate::upstream::Unavailable;
+use retry::Next;
 
 pub struct HttpProxy {
     slot: Arc<SiteSlot>,
+    /// Signs sticky cookies: one per process, the same in every generation.
+    sticky_key: Arc<StickyKey>,
 }
 
 impl HttpProxy {
     pub fn new(slot: Arc<SiteSlot>) -> Self {
-        Self { slot }
+        let sticky_key = Arc::clone(&slot.load().sticky_key);
+        Self { slot, sticky_key }
     }
 }
 
@@ -176,6 +187,11 @@ impl ProxyHttp for HttpProxy {
                 "route has no upstream",
             ));
         };
+        // A retry decided after the last try failed: its pause first.
+        if ctx.next.is_some() {
+            let retry = ctx.tried.len();
+            tokio::time::sleep(retry::pause(retry, ctx.deadline)).await;
+        }
         let left = match ctx.deadline {
             Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
@@ -190,25 +206,26 @@ impl ProxyHttp for HttpProxy {
                 return Ok(Box::new(peer::build(&upstream.spec, backend, addrs, left)));
             }
         }
-        // The previous try (if any) was reported in fail_to_connect.
+        // The previous try (if any) was reported when its retry was decided.
         ctx.attempt = None;
-        let site = site_of(ctx)?;
-        let sticky_key = Arc::clone(&site.sticky_key);
+        let sticky_key = Arc::clone(&self.sticky_key);
         let client_ip = ctx.client_ip;
-        let chosen = choose::choose(
-            &route,
-            session.req_header(),
-            client_ip,
-            &sticky_key,
-            ctx,
-        );
-        // A wait in the queue counts against the route's `timeout` too.
-        let chosen = match left {
-            None => chosen.await,
-            Some(left) => match tokio::time::timeout(left, chosen).await {
-                Ok(chosen) => chosen,
-                Err(_) => return Err(Error::explain(ErrorType::HTTPStatus(504), "route timeout")),
-            },
+        let chosen = match ctx.next.take() {
+            Some(Next::Chosen(attempt)) => Ok(attempt),
+            _ => {
+                let chosen =
+                    choose::choose(&route, session.req_header(), client_ip, &sticky_key, ctx);
+                // A wait in the queue counts against the route's `timeout` too.
+                match left {
+                    None => chosen.await,
+                    Some(left) => match tokio::time::timeout(left, chosen).await {
+                        Ok(chosen) => chosen,
+                        Err(_) => {
+                            return Err(Error::explain(ErrorType::HTTPStatus(504), "route timeout"))
+                        }
+                    },
+                }
+            }
         };
         let attempt = match chosen {
             Ok(attempt) => attempt,
@@ -228,9 +245,6 @@ impl ProxyHttp for HttpProxy {
                 return Err(Error::explain(ErrorType::HTTPStatus(code), why));
             }
         };
-        if !ctx.tried.is_empty() {
-            route.retries.inc();
-        }
         let backend = upstream.backend(attempt.index);
         if let Some(c) = route.backend_requests.get(attempt.index) {
             c.inc();
@@ -243,34 +257,35 @@ impl ProxyHttp for HttpProxy {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let retries = ctx
-            .route
-            .as_ref()
-            .and_then(|r| r.upstream.as_ref())
-            .map_or(0, |u| u.spec.retries as usize);
         log::warn!("connect to {} failed: {e}", peer._address);
         // A connect error counts against the backend's breaker (SPEC).
-        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
+        let route = ctx.route.clone();
+        let upstream = route.as_ref().and_then(|r| r.upstream.as_ref());
         if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
             upstream.report(attempt, Outcome::Failure);
         }
-        // Nothing was sent yet, so another backend is always safe to try.
-        if ctx.tried.len() <= retries {
-            e.set_retry(true);
+        // Nothing was sent yet: any method may go to another backend.
+        if let Some(route) = &route {
+            let reason = RetryReason::ConnectFailure;
+            let (req, ip) = (session.req_header(), ctx.client_ip);
+            ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, true);
+            e.set_retry(ctx.next.is_some());
         }
         e
     }
 
-    /// A request whose reused backend connection broke before any answer
-    /// goes once more to the same backend, when it has no body to replay:
-    /// the backend closed the idle connection, it did not fail. The same
-    /// rule as the HTTP/1 forwarder's; every other failure is final here
-    /// (only connect failures are retried, in `fail_to_connect`).
+    /// After the connection was made, before a response head reached the
+    /// client: a reused backend connection that broke before any answer
+    /// goes once more to the same backend, when the request has no body
+    /// (the backend closed the idle connection, it did not fail; the same
+    /// rule as the HTTP/1 forwarder's). A reset or timeout goes to another
+    /// backend when `retry_on` says so ([`retry`]); so does a 502/503/504,
+    /// whose retry `upstream_response_filter` already decided.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -280,12 +295,27 @@ impl ProxyHttp for HttpProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let stale = client_reused
-            && ctx.upstream_status.is_none()
-            && session.response_written().is_none()
-            && session.as_mut().is_body_empty();
-        e.set_retry(stale);
+        if ctx.next.is_some() {
+            e.set_retry(true);
+            return e;
+        }
+        let before_head = ctx.upstream_status.is_none() && session.response_written().is_none();
+        let stale = client_reused && before_head && session.as_mut().is_body_empty();
         ctx.again = stale;
+        if stale {
+            e.set_retry(true);
+            return e;
+        }
+        let route = ctx.route.clone();
+        if let (Some(route), Some(reason), true) = (&route, retry::reason_of(&e), before_head) {
+            let replay = retry::session_replayable(session);
+            let (req, ip) = (session.req_header(), ctx.client_ip);
+            ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, replay);
+            if ctx.next.is_some() {
+                retry::report_failed_try(ctx);
+            }
+        }
+        e.set_retry(ctx.next.is_some());
         e
     }
 
@@ -327,9 +357,23 @@ impl ProxyHttp for HttpProxy {
                 "101 to a request that asked for no upgrade",
             ));
         }
-        if !upstream_response.status.is_informational() {
-            ctx.upstream_status = Some(upstream_response.status.as_u16());
+        if upstream_response.status.is_informational() {
+            return Ok(());
         }
+        let status = upstream_response.status.as_u16();
+        if !matches!(status, 429 | 502..=504) {
+            ctx.upstream_status = Some(status);
+            return Ok(());
+        }
+        let retry_after = upstream_response.headers.get(http::header::RETRY_AFTER);
+        let retry_after = retry_after.map(|v| v.as_bytes());
+        if retry::at_response_head(session, ctx, &self.sticky_key, status, retry_after) {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "backend answered a status retry_on retries",
+            ));
+        }
+        ctx.upstream_status = Some(status);
         Ok(())
     }
 
@@ -432,7 +476,7 @@ impl ProxyHttp for HttpProxy {
         let Some(site) = ctx.site.clone() else {
             return;
         };
-        site.settle(ctx, status, outcome(ctx.upstream_status, e));
+        site.settle(ctx, status, settle::outcome(ctx.upstream_status, e));
         if let Some(log) = &site.access_log {
             let req = session.req_header();
             let sent = session.body_bytes_sent();
@@ -452,20 +496,6 @@ async fn refuse(
     ctx.own_status = Some(code);
     respond::answer(session, code, &ctx.answer_headers(extra)).await;
     Ok(true)
-}
-
-/// What a finished attempt tells the circuit breaker: a 5xx, or an error on
-/// the backend's side (timeout, reset, malformed response), is a failure; an
-/// answer below 500 that reached the client is a success. `None` when only
-/// the client failed (it went away): that says nothing about the backend.
-fn outcome(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Outcome> {
-    let backend_failed = e.is_some_and(|e| *e.esource() == pingora::ErrorSource::Upstream);
-    match upstream_status {
-        Some(s) if s >= 500 => Some(Outcome::Failure),
-        _ if backend_failed => Some(Outcome::Failure),
-        Some(_) if e.is_none() => Some(Outcome::Success),
-        _ => None,
-    }
 }
 
 /// The client's socket IP (never a header).

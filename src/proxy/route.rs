@@ -8,7 +8,7 @@ use prometheus::{Histogram, IntCounter};
 
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
-use crate::config::{Compress, Route, Sticky};
+use crate::config::{Compress, RetryReason, Route, Sticky};
 use crate::filters::rate_limit::Store;
 use crate::policy::{InflightLimit, RoutePolicy};
 use crate::upstream::idle::IdleConns;
@@ -33,8 +33,10 @@ pub struct RouteRuntime {
     pub requests: StatusCounters,
     /// `switchyard_backend_requests_total`, by backend index.
     pub backend_requests: Vec<IntCounter>,
-    /// `switchyard_upstream_retries_total`.
-    pub retries: IntCounter,
+    /// `switchyard_upstream_retries_total`, by [`RetryReason::index`].
+    pub retries: Vec<IntCounter>,
+    /// `switchyard_retry_budget_exhausted_total`.
+    pub budget_exhausted: IntCounter,
     /// Idle keep-alive connections to the upstream's backends, for the
     /// HTTP/1 forwarder; shared by the listener's routes to that upstream.
     pub idle: Arc<IdleConns>,
@@ -71,7 +73,17 @@ impl RouteRuntime {
                 })
                 .collect()
         });
-        let retries = metrics.upstream_retries.with_label_values(&[upstream_name]);
+        let retries = RetryReason::ALL
+            .iter()
+            .map(|r| {
+                metrics
+                    .upstream_retries
+                    .with_label_values(&[upstream_name, r.name()])
+            })
+            .collect();
+        let budget_exhausted = metrics
+            .retry_budget_exhausted
+            .with_label_values(&[upstream_name]);
         let requests =
             StatusCounters::new(&metrics.http_requests, listener, &route.name, upstream_name);
         let policy = RoutePolicy {
@@ -108,6 +120,7 @@ impl RouteRuntime {
             requests,
             backend_requests,
             retries,
+            budget_exhausted,
             idle,
         }
     }

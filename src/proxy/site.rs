@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
-use super::RequestCtx;
 use crate::access_log::AccessLog;
 use crate::admin::status_counters::StatusCounters;
 use crate::admin::Metrics;
 use crate::filters::sticky::StickyKey;
 use crate::policy::{Cidr, RequestIdSettings};
 use crate::router::Router;
-use crate::upstream::breaker::Outcome;
 
 use super::RouteRuntime;
 
@@ -47,25 +45,3 @@ pub struct Site {
 /// A listener's current [`Site`], replaced whole by a reload
 /// ([`crate::live`]); each request loads it once and keeps it to its end.
 pub type SiteSlot = arc_swap::ArcSwap<Site>;
-
-impl Site {
-    /// The end of a request on either path: the attempt's outcome to the
-    /// breaker (`None`: only the client failed, which says nothing about the
-    /// backend), then the request counted under its final `status`.
-    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
-        let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
-        if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            match outcome {
-                Some(outcome) => upstream.report(attempt, outcome),
-                None => drop(attempt),
-            }
-        }
-        match &ctx.route {
-            Some(r) => {
-                r.requests.inc(status);
-                r.duration.observe(ctx.started.elapsed().as_secs_f64());
-            }
-            None => self.unrouted.inc(status),
-        }
-    }
-}

@@ -34,6 +34,8 @@ pub mod probe;
 pub mod queue;
 #[cfg(test)]
 mod queue_wait_tests;
+pub mod retry_after;
+pub mod retry_budget;
 pub mod selection;
 pub mod slow_start;
 
@@ -52,6 +54,8 @@ use breaker::{Breakers, Outcome, Permit, State};
 use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
 use queue::WaitQueue;
+use retry_after::RetryAfter;
+use retry_budget::RetryBudget;
 use selection::{index_of, BackendIndex, SelectionContext};
 
 /// An upstream group that can pick a backend, whatever its policy.
@@ -132,6 +136,10 @@ pub struct Upstream {
     overrides: Overrides,
     /// `queue`: where requests wait for a backend under `max_conns`.
     queue: Option<Arc<WaitQueue>>,
+    /// Retries allowed per first try (`retry_budget`).
+    budget: RetryBudget,
+    /// Backends that asked for no traffic for a while (`Retry-After`).
+    retry_after: RetryAfter,
     /// Serializes admin writes, so the last rebuild sees the last write.
     /// Never taken on the request path.
     writing: std::sync::Mutex<()>,
@@ -191,6 +199,8 @@ impl Upstream {
         let probe = probe::Probe::new(&spec, set.into_iter().collect(), &health);
         let breakers = Breakers::new(spec.circuit_breaker.as_ref(), spec.backends.len());
         let overrides = Overrides::new(spec.backends.iter().map(|b| b.weight));
+        let budget = RetryBudget::new(spec.retry_budget);
+        let retry_after = RetryAfter::new(spec.backends.len());
         Self {
             spec,
             picker: ArcSwap::from_pointee(picker),
@@ -200,6 +210,8 @@ impl Upstream {
             breakers,
             overrides,
             queue,
+            budget,
+            retry_after,
             writing: std::sync::Mutex::new(()),
             probe,
         }
@@ -271,8 +283,12 @@ impl Upstream {
         let permit = Cell::new(None);
         let slot = Cell::new(None);
         let full = Cell::new(false);
-        let usable =
-            |i: usize| i < backends.len() && self.overrides.takes_new(i) && !tried.contains(&i);
+        let usable = |i: usize| {
+            i < backends.len()
+                && self.overrides.takes_new(i)
+                && !tried.contains(&i)
+                && !self.retry_after.holds(i, now)
+        };
         let admit = |i: usize| {
             let Some(guard) = self.load.try_acquire(i) else {
                 full.set(true);
@@ -373,8 +389,12 @@ impl Upstream {
         {
             return None;
         }
+        let now = Instant::now();
+        if self.retry_after.holds(index, now) {
+            return None;
+        }
         let guard = self.load.try_acquire(index)?;
-        let permit = self.breakers.try_acquire(index, Instant::now())?;
+        let permit = self.breakers.try_acquire(index, now)?;
         Some(Attempt {
             index,
             _inflight: guard,
@@ -400,6 +420,27 @@ impl Upstream {
             self.breakers
                 .record(attempt.index, Instant::now(), permit, outcome);
         }
+    }
+
+    /// A request's first try, for the retry budget.
+    pub fn first_try(&self) {
+        self.budget.record_request(Instant::now());
+    }
+
+    /// Whether the retry budget allows one more retry now (and counts it).
+    pub fn retry_allowed(&self) -> bool {
+        self.budget.try_retry(Instant::now())
+    }
+
+    /// Backend `index` answered 429/503 with `Retry-After: hold`: no new
+    /// requests go to it that long (see [`retry_after`]).
+    pub fn hold_off(&self, index: usize, hold: std::time::Duration) {
+        self.retry_after.hold(index, Instant::now(), hold);
+    }
+
+    /// How long backend `index` is still held off by its `Retry-After`.
+    pub fn held_off_for(&self, index: usize) -> Option<std::time::Duration> {
+        self.retry_after.left(index, Instant::now())
     }
 
     /// The circuit breaker state of backend `index`.

@@ -139,6 +139,14 @@ pub(super) fn upstream(
         }
         Some(r) => r as u32,
     };
+    let retry_on = match u.retry_on {
+        None => RetryOn::CONNECT_FAILURE,
+        Some(items) => retry_on(&items, &path.key("retry_on"), p),
+    };
+    let retry_budget = match u.retry_budget.as_deref() {
+        None => 0.2,
+        Some(text) => percentage(text, &path.key("retry_budget"), p),
+    };
     Some(UpstreamSpec {
         name: name.to_string(),
         policy,
@@ -147,6 +155,9 @@ pub(super) fn upstream(
         health_check,
         circuit_breaker,
         retries,
+        retry_on,
+        retry_budget,
+        honor_retry_after: u.honor_retry_after.unwrap_or(true),
         connect_timeout: nonzero_duration(
             u.connect_timeout.as_ref(),
             Duration::from_secs(1),
@@ -191,6 +202,42 @@ fn queue(q: RawQueue, path: &YamlPath, p: &mut Problems) -> QueueSpec {
         p,
     );
     QueueSpec { max, timeout }
+}
+
+/// `retry_on`: names, or the statuses 502/503/504 as numbers or strings.
+fn retry_on(items: &[StatusSpec], path: &YamlPath, p: &mut Problems) -> RetryOn {
+    let mut set = RetryOn::default();
+    for (i, item) in items.iter().enumerate() {
+        let name = match item {
+            StatusSpec::Code(c) => c.to_string(),
+            StatusSpec::Text(t) => t.clone(),
+        };
+        match RetryReason::from_name(&name) {
+            Some(r) => set = set.with(r),
+            None => {
+                let valid: Vec<&str> = RetryReason::ALL.iter().map(|r| r.name()).collect();
+                p.error(
+                    &path.index(i),
+                    format!("unknown retry_on reason \"{name}\""),
+                )
+                .hint(format!("valid reasons: {}", valid.join(", ")));
+            }
+        }
+    }
+    set
+}
+
+/// A percentage such as `20%` (0% ..= 1000%), as a ratio.
+fn percentage(text: &str, path: &YamlPath, p: &mut Problems) -> f64 {
+    let number = text.trim().strip_suffix('%').map(str::trim);
+    match number.and_then(|n| n.parse::<f64>().ok()) {
+        Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 100.0,
+        _ => {
+            p.error(path, format!("retry_budget \"{text}\" is not a percentage"))
+                .hint("write a share of first tries from 0% to 1000%, e.g. retry_budget: 20%");
+            0.2
+        }
+    }
 }
 
 fn hash_key(k: &str, path: &YamlPath, p: &mut Problems) -> Option<HashKey> {

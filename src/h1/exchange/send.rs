@@ -11,7 +11,7 @@ use crate::h1::client::Client;
 use crate::h1::head::{self, Framing, Parsed};
 use crate::h1::within::within;
 use crate::policy::body_limit::Capped;
-use crate::proxy::headers;
+use crate::proxy::{headers, retry};
 
 impl<C: Client> Exchange<'_, C> {
     /// Sends the request on `conn` and reads the response head. Returns it
@@ -42,7 +42,7 @@ impl<C: Client> Exchange<'_, C> {
         match within(read_timeout, conn.write_all(out)).await {
             Some(Ok(())) => {}
             Some(Err(_)) if bodiless => return Err(Failed::Stale),
-            Some(Err(_)) => return Err(Failed::Backend),
+            Some(Err(_)) => return Err(Failed::Reset),
             None => return Err(Failed::Timeout),
         }
         if inline < body_len {
@@ -81,7 +81,7 @@ impl<C: Client> Exchange<'_, C> {
                 Some(Ok(_)) => {}
                 Some(Err(Broken::From)) if over => return Err(Failed::TooLarge),
                 Some(Err(Broken::From)) => return Err(Failed::Client),
-                Some(Err(Broken::To)) => return Err(Failed::Backend),
+                Some(Err(Broken::To)) => return Err(Failed::Reset),
                 None => self.body_unfinished = true,
             }
         }
@@ -110,14 +110,17 @@ impl<C: Client> Exchange<'_, C> {
             let n = match read {
                 Ok(Ok(n)) => n,
                 Ok(Err(_)) if had == 0 && bodiless && !interim => return Err(Failed::Stale),
-                Ok(Err(_)) => return Err(Failed::Backend),
+                Ok(Err(_)) if interim => return Err(Failed::Backend),
+                Ok(Err(_)) => return Err(Failed::Reset),
                 Err(_) => return Err(Failed::Timeout),
             };
             if n == 0 {
                 return Err(if had == 0 && bodiless && !interim {
                     Failed::Stale
-                } else {
+                } else if interim {
                     Failed::Backend
+                } else {
+                    Failed::Reset
                 });
             }
             loop {
@@ -133,6 +136,7 @@ impl<C: Client> Exchange<'_, C> {
                     Parsed::Done(r) if r.status < 200 => {
                         buf.drain(..r.head_len);
                         interim = true;
+                        self.interim_sent = true;
                         let sent = self.client.send_interim(r.head);
                         if within(self.client_timeout, sent)
                             .await
@@ -142,6 +146,9 @@ impl<C: Client> Exchange<'_, C> {
                         }
                     }
                     Parsed::Done(r) => {
+                        if r.status == 429 || r.status == 503 {
+                            self.note_retry_after(r.status, &buf[..r.head_len]);
+                        }
                         // What follows the head (the body's first bytes)
                         // stays in this buffer.
                         buf.drain(..r.head_len);
@@ -150,5 +157,17 @@ impl<C: Client> Exchange<'_, C> {
                 }
             }
         }
+    }
+}
+
+impl<C: Client> Exchange<'_, C> {
+    /// `honor_retry_after` for the current attempt's backend, from the raw
+    /// response head.
+    fn note_retry_after(&self, status: u16, raw_head: &[u8]) {
+        let Some(attempt) = &self.ctx.attempt else {
+            return;
+        };
+        let value = retry::raw_header(raw_head, "retry-after");
+        retry::note_retry_after(self.upstream, attempt.index, status, value);
     }
 }
