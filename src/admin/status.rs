@@ -73,6 +73,12 @@ pub struct BackendStatus<'a> {
     pub up: bool,
     pub inflight: usize,
     pub circuit: &'static str,
+    /// Ejected by outlier detection now.
+    pub ejected: bool,
+    /// Seconds until an ejected backend returns (0 when not ejected).
+    pub ejected_for_s: f64,
+    /// Times outlier detection ejected it.
+    pub ejections: u32,
     /// Requests (and retries) sent to this backend.
     pub requests: u64,
 }
@@ -98,13 +104,18 @@ pub fn snapshot<'a>(
                 .backends
                 .iter()
                 .enumerate()
-                .map(|(i, b)| BackendStatus {
+                .map(|(i, b)| (i, b, u.ejection(i)))
+                .map(|(i, b, ejection)| BackendStatus {
                     addr: &b.addr,
                     weight: u.admin_override(i).effective_weight(),
                     admin_state: u.admin_override(i).state.name(),
                     up: u.healthy(i),
                     inflight: u.inflight(i),
                     circuit: u.circuit(i).name(),
+                    ejected: ejection.is_some_and(|e| e.ejected),
+                    ejected_for_s: ejection
+                        .map_or(0.0, |e| (e.remaining.as_secs_f64() * 10.0).ceil() / 10.0),
+                    ejections: ejection.map_or(0, |e| e.count),
                     requests: sum(&sent, &[&u.spec.name, &b.addr]),
                 })
                 .collect();

@@ -75,6 +75,7 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["upstreams", "*", "backends", "[]"] => fields_of::<RawBackend>(),
         ["upstreams", "*", "health_check"] => fields_of::<RawHealthCheck>(),
         ["upstreams", "*", "circuit_breaker"] => fields_of::<RawCircuitBreaker>(),
+        ["upstreams", "*", "outlier_detection"] => fields_of::<RawOutlierDetection>(),
         _ => return None,
     })
 }

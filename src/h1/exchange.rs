@@ -20,8 +20,7 @@ use crate::compress;
 use crate::policy;
 use crate::proxy::{self, choose, headers, RequestCtx, RouteRuntime, Site};
 use crate::proxy_protocol::{self, ConnAddrs};
-use crate::upstream::breaker::Outcome;
-use crate::upstream::Upstream;
+use crate::upstream::{Ended, Upstream};
 
 mod reply;
 mod send;
@@ -175,8 +174,8 @@ enum Reached<H> {
         resp: Box<head::Response<H>>,
         rest: Vec<u8>,
     },
-    /// Answered already: the status, the breaker outcome, keep-alive.
-    Done((u16, Option<Outcome>, bool)),
+    /// Answered already: the status, how the attempt ended, keep-alive.
+    Done((u16, Option<Ended>, bool)),
 }
 
 /// One request on its way through.
@@ -202,13 +201,13 @@ struct Exchange<'a, C> {
 }
 
 impl<C: Client> Exchange<'_, C> {
-    /// The final status, the breaker outcome, and whether the client
-    /// connection stays open.
+    /// The final status, how the attempt ended (for the breaker and outlier
+    /// detection), and whether the client connection stays open.
     async fn run(
         &mut self,
         client_close: bool,
         shutdown: &ShutdownWatch,
-    ) -> (u16, Option<Outcome>, bool) {
+    ) -> (u16, Option<Ended>, bool) {
         if let Some(status) = self.rate_limited().await {
             return (status, None, false);
         }
@@ -225,7 +224,7 @@ impl<C: Client> Exchange<'_, C> {
                 let deadline = tokio::time::Instant::from_std(self.ctx.started + t);
                 match tokio::time::timeout_at(deadline, self.reach(&wire)).await {
                     Ok(reached) => reached,
-                    Err(_) => return self.answer(504, &[], Some(Outcome::Failure)).await,
+                    Err(_) => return self.answer(504, &[], Some(Ended::Timeout)).await,
                 }
             }
         };
@@ -279,8 +278,9 @@ impl<C: Client> Exchange<'_, C> {
                 Err(_) => return Reached::Done(self.answer(502, &[], None).await),
             };
             // Taken once connected: a retry's `choose` sets its own cookie.
+            // (Switchyard's own failure: it says nothing of the backend.)
             let Ok(mut additions) = headers::ResponseAdditions::take(self.ctx) else {
-                return Reached::Done(self.answer(502, &[], Some(Outcome::Failure)).await);
+                return Reached::Done(self.answer(502, &[], None).await);
             };
             if let Some(rules) = &self.route.compress {
                 additions.compress = Some(compress::Offer::for_request(rules, self.req));
@@ -300,16 +300,19 @@ impl<C: Client> Exchange<'_, C> {
             }
             let done = match result {
                 Ok((resp, rest)) => {
+                    if let Some(attempt) = &mut self.ctx.attempt {
+                        attempt.head_arrived();
+                    }
                     return Reached::Head {
                         conn,
                         index,
                         resp,
                         rest,
-                    }
+                    };
                 }
-                Err(Failed::Timeout) => self.answer(504, &[], Some(Outcome::Failure)).await,
+                Err(Failed::Timeout) => self.answer(504, &[], Some(Ended::Timeout)).await,
                 Err(Failed::Stale | Failed::Backend) => {
-                    self.answer(502, &[], Some(Outcome::Failure)).await
+                    self.answer(502, &[], Some(Ended::Reset)).await
                 }
                 // The backend connection is dropped with the request
                 // incomplete; the breaker learns nothing of the backend.
@@ -342,7 +345,7 @@ impl<C: Client> Exchange<'_, C> {
     fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> bool {
         log::warn!("connect to {addr} failed: {e}");
         if let Some(attempt) = self.ctx.attempt.take() {
-            self.upstream.report(attempt, Outcome::Failure);
+            self.upstream.report(attempt, Ended::ConnectFailure);
         }
         self.ctx.tried.len() <= self.upstream.spec.retries as usize
     }
@@ -366,17 +369,17 @@ impl<C: Client> Exchange<'_, C> {
         Some(self.answer(429, &extra, None).await.0)
     }
 
-    /// Answers `code` itself (and closes): the status, the breaker outcome,
-    /// keep-alive off.
+    /// Answers `code` itself (and closes): the status, how the attempt
+    /// ended, keep-alive off.
     async fn answer(
         &mut self,
         code: u16,
         extra: &[(&'static str, String)],
-        outcome: Option<Outcome>,
-    ) -> (u16, Option<Outcome>, bool) {
+        ended: Option<Ended>,
+    ) -> (u16, Option<Ended>, bool) {
         self.ctx.own_status = Some(code);
         let extra = self.ctx.answer_headers(extra);
         answer(self.client, code, &extra, self.client_timeout).await;
-        (code, outcome, false)
+        (code, ended, false)
     }
 }

@@ -46,8 +46,7 @@ use prometheus::IntCounter;
 use crate::admin::Metrics;
 use crate::conn_limit::ConnLimit;
 use crate::proxy_protocol::{self, connect::ProxyConnect, ConnAddrs};
-use crate::upstream::breaker::Outcome;
-use crate::upstream::Upstream;
+use crate::upstream::{Ended, Upstream};
 
 pub struct TcpProxy {
     listener: String,
@@ -163,7 +162,7 @@ impl TcpProxy {
                         self.listener,
                         backend.addr
                     );
-                    self.upstream.report(attempt, Outcome::Failure);
+                    self.upstream.report(attempt, Ended::ConnectFailure);
                 }
             }
         }
@@ -221,7 +220,7 @@ impl ServerApp for TcpProxy {
             self.rx.inc_by(early.len() as u64);
             let sent = backend.write_all(&early).await;
             if sent.is_err() || backend.flush().await.is_err() {
-                self.upstream.report(attempt, Outcome::Failure);
+                self.upstream.report(attempt, Ended::Reset);
                 return None;
             }
         }
@@ -240,7 +239,7 @@ impl ServerApp for TcpProxy {
                 self.upstream.backend(index).addr
             );
         }
-        self.upstream.report(attempt, Outcome::Success);
+        self.upstream.report(attempt, Ended::Connected);
         None
     }
 }

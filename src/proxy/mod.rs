@@ -66,7 +66,7 @@ use crate::policy::body_limit::Allowance;
 use crate::policy::{self, Cidr, RequestIdSettings};
 use crate::proxy_protocol::ConnAddrs;
 use crate::router::{request_host, Router};
-use crate::upstream::breaker::Outcome;
+use crate::upstream::Ended;
 
 /// What a listener's proxy knows: its routes and how to answer. Shared by
 /// the Pingora dispatcher below and the HTTP/1 forwarder ([`crate::h1`]).
@@ -252,10 +252,11 @@ impl ProxyHttp for HttpProxy {
             .and_then(|r| r.upstream.as_ref())
             .map_or(0, |u| u.spec.retries as usize);
         log::warn!("connect to {} failed: {e}", peer._address);
-        // A connect error counts against the backend's breaker (SPEC).
+        // A connect error counts against the backend's breaker (SPEC) and
+        // toward its gateway failures.
         let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
         if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            upstream.report(attempt, Outcome::Failure);
+            upstream.report(attempt, Ended::ConnectFailure);
         }
         // Nothing was sent yet, so another backend is always safe to try.
         if ctx.tried.len() <= retries {
@@ -326,6 +327,9 @@ impl ProxyHttp for HttpProxy {
         }
         if !upstream_response.status.is_informational() {
             ctx.upstream_status = Some(upstream_response.status.as_u16());
+            if let Some(attempt) = &mut ctx.attempt {
+                attempt.head_arrived();
+            }
         }
         Ok(())
     }
@@ -420,7 +424,7 @@ impl ProxyHttp for HttpProxy {
             .map(|r| r.status.as_u16())
             .or(ctx.own_status)
             .unwrap_or(499);
-        self.settle(ctx, status, outcome(ctx.upstream_status, e));
+        self.settle(ctx, status, ended(ctx.upstream_status, e));
         if let Some(log) = &self.access_log {
             let req = session.req_header();
             let sent = session.body_bytes_sent();
@@ -430,14 +434,15 @@ impl ProxyHttp for HttpProxy {
 }
 
 impl Site {
-    /// The end of a request on either path: the attempt's outcome to the
-    /// breaker (`None`: only the client failed, which says nothing about the
-    /// backend), then the request counted under its final `status`.
-    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
+    /// The end of a request on either path: how the attempt ended, to the
+    /// breaker and outlier detection (`None`: only the client failed, which
+    /// says nothing about the backend), then the request counted under its
+    /// final `status`.
+    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, ended: Option<Ended>) {
         let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
         if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            match outcome {
-                Some(outcome) => upstream.report(attempt, outcome),
+            match ended {
+                Some(ended) => upstream.report(attempt, ended),
                 None => drop(attempt),
             }
         }
@@ -464,16 +469,22 @@ async fn refuse(
     Ok(true)
 }
 
-/// What a finished attempt tells the circuit breaker: a 5xx, or an error on
-/// the backend's side (timeout, reset, malformed response), is a failure; an
-/// answer below 500 that reached the client is a success. `None` when only
-/// the client failed (it went away): that says nothing about the backend.
-fn outcome(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Outcome> {
-    let backend_failed = e.is_some_and(|e| *e.esource() == pingora::ErrorSource::Upstream);
-    match upstream_status {
-        Some(s) if s >= 500 => Some(Outcome::Failure),
-        _ if backend_failed => Some(Outcome::Failure),
-        Some(_) if e.is_none() => Some(Outcome::Success),
+/// How a finished attempt ended, as the forwarder reports it too: the
+/// backend's answer when it came whole (a 5xx one also when the client then
+/// failed), a timeout or a reset (malformed or cut-short answers included)
+/// when the error is on the backend's side. `None` when only the client
+/// failed (it went away): that says nothing about the backend.
+fn ended(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Ended> {
+    let backend_error = e.filter(|e| *e.esource() == pingora::ErrorSource::Upstream);
+    match (upstream_status, backend_error) {
+        (_, Some(e)) => Some(match e.etype() {
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => Ended::Timeout,
+            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute => {
+                Ended::ConnectFailure
+            }
+            _ => Ended::Reset,
+        }),
+        (Some(s), None) if s >= 500 || e.is_none() => Some(Ended::Answered(s)),
         _ => None,
     }
 }
