@@ -29,6 +29,7 @@ pub mod health;
 pub mod idle;
 pub mod load;
 pub mod outlier;
+pub mod retry_budget;
 pub mod selection;
 pub mod slow_start;
 
