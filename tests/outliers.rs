@@ -92,20 +92,32 @@ fn consecutive_5xx_eject(engine: Engine) {
     for _ in 0..9 {
         answers.push(get(addr, "outliers.test", "/").status);
     }
-    assert_eq!(answers.iter().filter(|&&s| s == 500).count(), 3, "{engine:?}: {answers:?}");
+    assert_eq!(
+        answers.iter().filter(|&&s| s == 500).count(),
+        3,
+        "{engine:?}: {answers:?}"
+    );
     assert_eq!(ejected(&p, &bad), 1.0, "{engine:?}:\n{}", p.log());
     let hits = b[0].hits();
     for _ in 0..30 {
         assert_eq!(get(addr, "outliers.test", "/").status, 200, "{engine:?}");
     }
-    assert_eq!(b[0].hits(), hits, "{engine:?}: no request reaches an ejected backend");
+    assert_eq!(
+        b[0].hits(),
+        hits,
+        "{engine:?}: no request reaches an ejected backend"
+    );
     assert_eq!(ejections(&p, &bad, "5xx"), 1.0, "{engine:?}");
     assert_eq!(ejections(&p, &bad, "gateway"), 0.0, "{engine:?}");
     let s = status_of(&p, &bad);
     assert_eq!(s["ejected"], true, "{engine:?}: {s}");
     assert_eq!(s["ejections"], 1, "{engine:?}: {s}");
     assert_eq!(status_of(&p, &b[1].addr.to_string())["ejected"], false);
-    assert!(p.log().contains("ejected for 60s (5xx, ejection 1)"), "{}", p.log());
+    assert!(
+        p.log().contains("ejected for 60s (5xx, ejection 1)"),
+        "{}",
+        p.log()
+    );
 }
 
 #[test]
@@ -170,7 +182,11 @@ fn latency_ejection(engine: Engine) {
     for _ in 0..30 {
         assert_eq!(get(addr, "outliers.test", "/").status, 200);
     }
-    assert_eq!(b[1].hits(), hits, "{engine:?}: the slow backend gets nothing");
+    assert_eq!(
+        b[1].hits(),
+        hits,
+        "{engine:?}: the slow backend gets nothing"
+    );
     assert!(p.log().contains("the others'"), "{}", p.log());
 }
 
@@ -204,7 +220,10 @@ fn an_ejected_backend_returns_after_base_ejection() {
     );
     assert_eq!(ejected(&p, &flaky), 0.0);
     let s = status_of(&p, &flaky);
-    assert_eq!((s["ejected"].clone(), s["ejections"].clone()), (false.into(), 1.into()));
+    assert_eq!(
+        (s["ejected"].clone(), s["ejections"].clone()),
+        (false.into(), 1.into())
+    );
     assert!(p.log().contains("returns from ejection"), "{}", p.log());
 }
 
