@@ -252,3 +252,66 @@ fn max_ejected_keeps_the_cap() {
     assert!(kept.hits() > hits, "the capped backend is still used");
     assert_eq!(ejected(&p, &b[2].addr.to_string()), 0.0);
 }
+
+fn get_with(addr: SocketAddr, header: &str) -> Response {
+    send(
+        addr,
+        format!("GET / HTTP/1.1\r\nHost: outliers.test\r\n{header}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+#[test]
+fn sticky_clients_and_hash_keys_leave_an_ejected_backend() {
+    let b = backends("pin", 3);
+    let p = Proxy::start(&format!(
+        "server: {{ threads: 2 }}\nadmin: {{ listen: \"{{ADMIN}}\" }}\n\
+         listeners:\n  web:\n    listen: \"{{HTTP}}\"\n    routes: [{{ upstream: u, sticky: {{ cookie: SY }} }}]\n\
+         \x20 ring:\n    listen: \"{{TCP}}\"\n    routes: [{{ upstream: h }}]\n\
+         upstreams:\n  u:\n    backends: {list}\n    outlier_detection: {{ consecutive_5xx: 1, latency_factor: 0 }}\n\
+         \x20 h:\n    policy: consistent_hash\n    hash_key: header:X-Key\n    backends: {list}\n\
+         \x20   outlier_detection: {{ consecutive_5xx: 1, latency_factor: 0 }}\n",
+        list = backend_list(&b)
+    ));
+    // Sticky: the pinned backend fails once, is ejected, and the cookie
+    // moves its client to another one.
+    let first = p.get("outliers.test", "/");
+    let cookie = first
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a sticky cookie")
+        .to_owned();
+    let owner = first.backend().expect("a backend").to_owned();
+    let pinned = b.iter().find(|s| s.name == owner).expect("owner");
+    pinned.state.force_status(Some(500));
+    let cookie_line = format!("Cookie: {cookie}");
+    assert_eq!(get_with(p.http, &cookie_line).status, 500);
+    let moved = get_with(p.http, &cookie_line);
+    assert_eq!(moved.status, 200);
+    assert_ne!(moved.backend(), Some(owner.as_str()));
+    assert!(moved.header("set-cookie").is_some(), "re-pinned");
+    pinned.state.force_status(None);
+
+    // consistent_hash: the key's backend fails once; the key goes elsewhere.
+    let key_line = "X-Key: some-client";
+    let home = get_with(p.tcp, key_line)
+        .backend()
+        .expect("a backend")
+        .to_owned();
+    assert_eq!(
+        get_with(p.tcp, key_line).backend(),
+        Some(home.as_str()),
+        "stable"
+    );
+    let ring_home = b.iter().find(|s| s.name == home).expect("home");
+    ring_home.state.force_status(Some(502));
+    assert_eq!(get_with(p.tcp, key_line).status, 502);
+    ring_home.state.force_status(None);
+    let hits = ring_home.hits();
+    for _ in 0..5 {
+        let r = get_with(p.tcp, key_line);
+        assert_eq!(r.status, 200);
+        assert_ne!(r.backend(), Some(home.as_str()));
+    }
+    assert_eq!(ring_home.hits(), hits);
+}
