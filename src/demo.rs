@@ -11,12 +11,13 @@
 //!
 //! [`DemoState`] is shared with whoever started the server: it counts
 //! requests, remembers the last targets seen (bounded), and can force every
-//! answer to one status (tests use that to fail health checks).
+//! answer to one status (tests use that to fail health checks) or delay
+//! every answer (a slow backend, for outlier detection).
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ pub struct DemoState {
     hits: AtomicUsize,
     /// 0 = answer normally.
     forced_status: AtomicU16,
+    /// Milliseconds every answer waits (0 = none), besides `sleep_ms`.
+    forced_delay_ms: AtomicU64,
     recent: Mutex<VecDeque<(Instant, String)>>,
 }
 
@@ -43,6 +46,7 @@ impl DemoState {
             name: name.to_string(),
             hits: AtomicUsize::new(0),
             forced_status: AtomicU16::new(0),
+            forced_delay_ms: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
         })
     }
@@ -56,6 +60,13 @@ impl DemoState {
     pub fn force_status(&self, status: Option<u16>) {
         self.forced_status
             .store(status.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Delay every answer by `delay` (None: answer at once), as a backend
+    /// that turned slow.
+    pub fn force_delay(&self, delay: Option<Duration>) {
+        let ms = delay.map_or(0, |d| d.as_millis().min(60_000) as u64);
+        self.forced_delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// When each of the last requests whose target starts with `prefix` arrived.
@@ -139,6 +150,10 @@ async fn connection(stream: TcpStream, state: &DemoState) -> io::Result<()> {
         state.record(&req.target);
         if let Some(ms) = req.query("sleep_ms").and_then(|v| v.parse::<u64>().ok()) {
             tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+        }
+        let delay = state.forced_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         let forced = state.forced_status.load(Ordering::Relaxed);
         let status = req

@@ -249,3 +249,25 @@ fn retry_keys_are_checked_with_path_and_line() {
     assert!(err.contains("valid reasons: connect_failure, reset, timeout, 502, 503, 504"));
     assert!(err.contains("4 error(s)"), "{err}");
 }
+
+#[test]
+fn outlier_detection_keys_are_checked_with_path_and_line() {
+    let (code, _out, err) = check(&fixture("outlier_bad.yaml"));
+    assert_eq!(code, 1, "{err}");
+    let base = "upstreams.api.outlier_detection";
+    for (line, key, words) in [
+        (9, "consecutive_5xx", "between 0 (off) and 1000000"),
+        (10, "latency_factor", "a factor above 1"),
+        (11, "interval", "greater than zero"),
+        (12, "base_ejection", "bad duration"),
+        (13, "max_ejected", "percentage from 0% to 100%"),
+        (14, "max_ejectd", "unknown key"),
+    ] {
+        let wanted = format!("line {line}: error: {base}.{key}");
+        let hit = err.lines().find(|l| l.contains(&wanted));
+        assert!(
+            hit.is_some_and(|l| l.contains(words)),
+            "no {wanted:?} with {words:?} in:\n{err}"
+        );
+    }
+}

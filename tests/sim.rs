@@ -63,7 +63,7 @@ const SHORT_HERD: &[&str] = &[
 #[test]
 fn the_same_seed_prints_and_draws_the_same_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 4] = [
         &["balls", "--bins", "2000", "--trials", "3"],
         &["policies", "--requests", "2000"],
         &[
@@ -76,6 +76,15 @@ fn the_same_seed_prints_and_draws_the_same_bytes() {
             "3s",
             "--duration",
             "5s",
+        ],
+        &[
+            "outliers",
+            "--fail-at",
+            "1s",
+            "--duration",
+            "4s",
+            "--load",
+            "0.3",
         ],
     ];
     for (i, args) in runs.iter().enumerate() {
@@ -180,7 +189,7 @@ fn the_table_names_every_variant_and_policy() {
 
 #[test]
 fn bad_values_are_usage_errors() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["balls", "--bins", "0"], "--bins"),
         (&["balls", "--choices", "1,x"], "--choices"),
         (&["balls", "--trials", "0"], "--trials"),
@@ -189,6 +198,8 @@ fn bad_values_are_usage_errors() {
         (&["policies", "--backends", "5", "--slow", "5"], "--slow"),
         (&["herd", "--fail-at", "40s"], "--fail-at < --recover-at"),
         (&["herd", "--timeout", "3"], "no unit"),
+        (&["outliers", "--fail-at", "50s"], "--fail-at < --duration"),
+        (&["outliers", "--error-share", "2"], "from 0 to 1"),
     ];
     for (args, hint) in cases {
         let out = sim(args);
@@ -212,4 +223,70 @@ fn an_unwritable_chart_is_a_runtime_failure() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
+}
+
+/// A short gray failure (backend 0 of 5 turns 10x slow at 2 s, 12 s runs).
+fn short_outliers(policy: &str, fault: &str) -> Value {
+    json(&[
+        "outliers",
+        "--fail-at",
+        "2s",
+        "--duration",
+        "12s",
+        "--load",
+        "0.5",
+        "--policy",
+        policy,
+        "--fault",
+        fault,
+    ])
+}
+
+#[test]
+fn ejection_and_retries_hide_a_slow_backend_from_round_robin() {
+    let v = short_outliers("round_robin", "slow");
+    let errors = |name: &str| num(row(&v, "variant", name), "errors");
+    // Round robin keeps sending the slow backend its share: it drowns.
+    assert!(errors("none") > 0.1, "{v}");
+    for fixed in ["errors", "latency", "retries"] {
+        assert!(errors(fixed) < errors("none") / 3.0, "{fixed}: {v}");
+    }
+    for ejecting in ["errors", "latency"] {
+        assert!(num(row(&v, "variant", ejecting), "ejected_s") > 5.0, "{v}");
+    }
+    let retries = row(&v, "variant", "retries");
+    assert!(num(retries, "tries_per_request") > 1.05, "{v}");
+    assert_eq!(num(row(&v, "variant", "none"), "ejected_s"), 0.0);
+}
+
+#[test]
+fn only_latency_ejection_shortens_the_tail_when_nothing_fails() {
+    // p2c keeps the slow backend from drowning: no errors to detect, only
+    // a long tail.
+    let v = short_outliers("p2c", "slow");
+    let p99 = |name: &str| num(row(&v, "variant", name), "p99_ms");
+    assert_eq!(num(row(&v, "variant", "none"), "errors"), 0.0, "{v}");
+    assert!(p99("latency") < p99("none") * 0.7, "{v}");
+    assert!(p99("errors") > p99("latency"), "{v}");
+}
+
+#[test]
+fn error_ejection_catches_a_flaky_backend() {
+    let v = short_outliers("round_robin", "errors");
+    let errors = |name: &str| num(row(&v, "variant", name), "errors");
+    assert!(errors("none") > 0.05, "{v}");
+    assert!(errors("errors") < errors("none") / 3.0, "{v}");
+    assert_eq!(num(row(&v, "variant", "latency"), "ejected_s"), 0.0, "{v}");
+    let table = ok(&[
+        "outliers",
+        "--fail-at",
+        "1s",
+        "--duration",
+        "3s",
+        "--load",
+        "0.2",
+    ]);
+    for name in ["none", "errors", "latency", "retries", "retries+budget"] {
+        assert!(table.lines().any(|l| l.starts_with(name)), "{table}");
+    }
 }

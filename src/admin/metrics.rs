@@ -1,14 +1,17 @@
 //! Prometheus metrics under the SPEC's names, in one registry per process.
 //!
 //! Counters are bumped on the request path; gauges that mirror live state
-//! (in-flight, up, circuit) are refreshed from that state at scrape time, so
-//! there is a single source of truth for each number.
+//! (in-flight, up, circuit, ejected) are refreshed from that state at scrape
+//! time, so there is a single source of truth for each number. The outlier
+//! ejection counter is caught up with the upstream's own count at scrape
+//! time too, so the ejecting code needs no handle on the registry.
 
 use prometheus::{
     exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::upstream::outlier::Reason;
 use crate::upstream::Upstream;
 
 pub struct Metrics {
@@ -19,6 +22,8 @@ pub struct Metrics {
     pub backend_inflight: IntGaugeVec,
     pub backend_up: IntGaugeVec,
     pub circuit_state: IntGaugeVec,
+    pub outlier_ejections: IntCounterVec,
+    pub backend_ejected: IntGaugeVec,
     pub rate_limited: IntCounterVec,
     pub rate_limit_store_errors: IntCounterVec,
     pub upstream_retries: IntCounterVec,
@@ -94,6 +99,16 @@ impl Metrics {
             circuit_state: gauge(
                 "switchyard_circuit_state",
                 "Circuit breaker per backend: 0 closed, 1 open, 2 half-open",
+                &ub,
+            ),
+            outlier_ejections: counter(
+                "switchyard_outlier_ejections_total",
+                "Backends ejected by outlier detection, by reason (5xx, gateway, latency)",
+                &["upstream", "backend", "reason"],
+            ),
+            backend_ejected: gauge(
+                "switchyard_backend_ejected",
+                "1 while outlier detection has the backend ejected, else 0",
                 &ub,
             ),
             rate_limited: counter(
@@ -195,6 +210,20 @@ impl Metrics {
                 self.circuit_state
                     .with_label_values(&labels)
                     .set(u.circuit(i).gauge());
+                self.backend_ejected
+                    .with_label_values(&labels)
+                    .set(i64::from(u.ejected(i)));
+                if u.spec.outlier_detection.is_some() {
+                    for reason in Reason::ALL {
+                        let counter = self.outlier_ejections.with_label_values(&[
+                            labels[0],
+                            labels[1],
+                            reason.label(),
+                        ]);
+                        let behind = u.ejections(i, reason).saturating_sub(counter.get());
+                        counter.inc_by(behind);
+                    }
+                }
             }
         }
     }

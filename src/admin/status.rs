@@ -102,6 +102,12 @@ pub struct BackendStatus<'a> {
     /// `max_conns`; 0 = no cap.
     pub max_conns: usize,
     pub circuit: &'static str,
+    /// Ejected by outlier detection now.
+    pub ejected: bool,
+    /// Seconds until an ejected backend returns (0 when not ejected).
+    pub ejected_for_s: f64,
+    /// Times outlier detection ejected it.
+    pub ejections: u32,
     /// Requests (and retries) sent to this backend.
     pub requests: u64,
     /// Seconds (rounded up) it still gets no new requests because it
@@ -147,7 +153,8 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
                 .backends
                 .iter()
                 .enumerate()
-                .map(|(i, b)| BackendStatus {
+                .map(|(i, b)| (i, b, u.ejection(i)))
+                .map(|(i, b, ejection)| BackendStatus {
                     addr: &b.addr,
                     weight: u.admin_override(i).effective_weight(),
                     admin_state: u.admin_override(i).state.name(),
@@ -155,6 +162,10 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
                     inflight: u.inflight(i),
                     max_conns: u.max_conns(i),
                     circuit: u.circuit(i).name(),
+                    ejected: ejection.is_some_and(|e| e.ejected),
+                    ejected_for_s: ejection
+                        .map_or(0.0, |e| (e.remaining.as_secs_f64() * 10.0).ceil() / 10.0),
+                    ejections: ejection.map_or(0, |e| e.count),
                     requests: sum(&sent, &[&u.spec.name, &b.addr]),
                     retry_after_secs: u
                         .held_off_for(i)

@@ -76,6 +76,7 @@ pub fn known_keys(parent: &YamlPath) -> Option<&'static [&'static str]> {
         ["upstreams", "*", "health_check"] => fields_of::<RawHealthCheck>(),
         ["upstreams", "*", "circuit_breaker"] => fields_of::<RawCircuitBreaker>(),
         ["upstreams", "*", "queue"] => fields_of::<RawQueue>(),
+        ["upstreams", "*", "outlier_detection"] => fields_of::<RawOutlierDetection>(),
         _ => return None,
     })
 }

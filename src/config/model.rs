@@ -235,6 +235,7 @@ pub struct UpstreamSpec {
     pub backends: Vec<BackendSpec>,
     pub health_check: Option<HealthCheck>,
     pub circuit_breaker: Option<CircuitBreaker>,
+    pub outlier_detection: Option<OutlierDetection>,
     /// Further backends tried after a failure in `retry_on`.
     pub retries: u32,
     /// The failures a request is tried again after (see "Retries").
@@ -445,4 +446,22 @@ pub struct CircuitBreaker {
     pub window: Duration,
     pub open_for: Duration,
     pub half_open_requests: u32,
+}
+
+/// Passive ejection from live traffic (SPEC "Outlier detection"). A zero
+/// count or factor turns that detector off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    /// Answers ≥ 500 (and failures switchyard answers 502/504 for) in a row.
+    pub consecutive_5xx: u32,
+    /// 502/503/504, connect failures, resets and timeouts in a row.
+    pub consecutive_gateway_failures: u32,
+    /// A backend whose median latency over `interval` is above this many
+    /// times the others' median is ejected; 0 = off.
+    pub latency_factor: f64,
+    pub interval: Duration,
+    /// Ejected for this × the backend's ejection count (at most 10×).
+    pub base_ejection: Duration,
+    /// At most this percentage of the backends ejected at once (0-100).
+    pub max_ejected_percent: u32,
 }

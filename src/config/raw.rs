@@ -217,6 +217,7 @@ pub struct RawUpstream {
     pub backends: Option<Vec<RawBackend>>,
     pub health_check: Option<RawHealthCheck>,
     pub circuit_breaker: Option<RawCircuitBreaker>,
+    pub outlier_detection: Option<RawOutlierDetection>,
     pub retries: Option<u64>,
     /// `connect_failure`, `reset`, `timeout`, `502`, `503`, `504`.
     pub retry_on: Option<Vec<StatusSpec>>,
@@ -278,4 +279,15 @@ pub struct RawCircuitBreaker {
     pub window: Option<String>,
     pub open_for: Option<String>,
     pub half_open_requests: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOutlierDetection {
+    pub consecutive_5xx: Option<u64>,
+    pub consecutive_gateway_failures: Option<u64>,
+    pub latency_factor: Option<f64>,
+    pub interval: Option<String>,
+    pub base_ejection: Option<String>,
+    /// A share of the backends, written `50%`.
+    pub max_ejected: Option<String>,
 }

@@ -22,8 +22,7 @@ use crate::policy;
 use crate::proxy::retry::Next;
 use crate::proxy::{self, choose, headers, RequestCtx, RouteRuntime, Site};
 use crate::proxy_protocol::{self, ConnAddrs};
-use crate::upstream::breaker::Outcome;
-use crate::upstream::{Unavailable, Upstream};
+use crate::upstream::{Ended, Unavailable, Upstream};
 
 mod replay;
 mod reply;
@@ -183,8 +182,8 @@ enum Reached<H> {
         resp: Box<head::Response<H>>,
         rest: Vec<u8>,
     },
-    /// Answered already: the status, the breaker outcome, keep-alive.
-    Done((u16, Option<Outcome>, bool)),
+    /// Answered already: the status, how the attempt ended, keep-alive.
+    Done((u16, Option<Ended>, bool)),
 }
 
 /// One request on its way through.
@@ -215,13 +214,13 @@ struct Exchange<'a, C> {
 }
 
 impl<C: Client> Exchange<'_, C> {
-    /// The final status, the breaker outcome, and whether the client
-    /// connection stays open.
+    /// The final status, how the attempt ended (for the breaker and outlier
+    /// detection), and whether the client connection stays open.
     async fn run(
         &mut self,
         client_close: bool,
         shutdown: &ShutdownWatch,
-    ) -> (u16, Option<Outcome>, bool) {
+    ) -> (u16, Option<Ended>, bool) {
         if let Some(status) = self.rate_limited().await {
             return (status, None, false);
         }
@@ -241,7 +240,7 @@ impl<C: Client> Exchange<'_, C> {
                 let deadline = tokio::time::Instant::from_std(self.ctx.started + t);
                 match tokio::time::timeout_at(deadline, self.reach(&wire)).await {
                     Ok(reached) => reached,
-                    Err(_) => return self.answer(504, &[], Some(Outcome::Failure)).await,
+                    Err(_) => return self.answer(504, &[], Some(Ended::Timeout)).await,
                 }
             }
         };
@@ -320,8 +319,9 @@ impl<C: Client> Exchange<'_, C> {
                 },
             };
             // Taken once connected: a retry's `choose` sets its own cookie.
+            // (Switchyard's own failure: it says nothing of the backend.)
             let Ok(mut additions) = headers::ResponseAdditions::take(self.ctx) else {
-                return Reached::Done(self.answer(502, &[], Some(Outcome::Failure)).await);
+                return Reached::Done(self.answer(502, &[], None).await);
             };
             if let Some(rules) = &self.route.compress {
                 additions.compress = Some(compress::Offer::for_request(rules, self.req));
@@ -346,6 +346,9 @@ impl<C: Client> Exchange<'_, C> {
             }
             let (reason, code) = match result {
                 Ok((resp, rest)) => {
+                    if let Some(attempt) = &mut self.ctx.attempt {
+                        attempt.head_arrived();
+                    }
                     // A 502/503/504 in `retry_on` is discarded (its
                     // connection dropped, so closed) if another try is made.
                     let retried = match RetryReason::for_status(resp.status) {
@@ -367,7 +370,7 @@ impl<C: Client> Exchange<'_, C> {
                 // (A fresh connection closed before any answer is a reset.)
                 Err(Failed::Reset | Failed::Stale) => (RetryReason::Reset, 502),
                 Err(Failed::Backend) => {
-                    return Reached::Done(self.answer(502, &[], Some(Outcome::Failure)).await)
+                    return Reached::Done(self.answer(502, &[], Some(Ended::Reset)).await)
                 }
                 // The backend connection is dropped with the request
                 // incomplete; the breaker learns nothing of the backend.
@@ -378,7 +381,10 @@ impl<C: Client> Exchange<'_, C> {
                 next = Some(attempt);
                 continue;
             }
-            return Reached::Done(self.answer(code, &[], Some(Outcome::Failure)).await);
+            return Reached::Done(
+                self.answer(code, &[], Some(proxy::retry::ended_of(reason)))
+                    .await,
+            );
         }
     }
 
@@ -404,7 +410,7 @@ impl<C: Client> Exchange<'_, C> {
     fn connect_failed(&mut self, addr: SocketAddr, e: &std::io::Error) -> Option<Next> {
         log::warn!("connect to {addr} failed: {e}");
         if let Some(attempt) = self.ctx.attempt.take() {
-            self.upstream.report(attempt, Outcome::Failure);
+            self.upstream.report(attempt, Ended::ConnectFailure);
         }
         let (route, req, ip) = (self.route, self.req, self.client_ip);
         let reason = RetryReason::ConnectFailure;
@@ -445,17 +451,17 @@ impl<C: Client> Exchange<'_, C> {
         Some(self.answer(429, &extra, None).await.0)
     }
 
-    /// Answers `code` itself (and closes): the status, the breaker outcome,
-    /// keep-alive off.
+    /// Answers `code` itself (and closes): the status, how the attempt
+    /// ended, keep-alive off.
     async fn answer(
         &mut self,
         code: u16,
         extra: &[(&'static str, String)],
-        outcome: Option<Outcome>,
-    ) -> (u16, Option<Outcome>, bool) {
+        ended: Option<Ended>,
+    ) -> (u16, Option<Ended>, bool) {
         self.ctx.own_status = Some(code);
         let extra = self.ctx.answer_headers(extra);
         answer(self.client, code, &extra, self.client_timeout).await;
-        (code, outcome, false)
+        (code, ended, false)
     }
 }

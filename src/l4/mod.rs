@@ -48,8 +48,7 @@ use prometheus::IntCounter;
 use crate::admin::Metrics;
 use crate::live::Live;
 use crate::proxy_protocol::{connect::ProxyConnect, ConnAddrs};
-use crate::upstream::breaker::Outcome;
-use crate::upstream::Upstream;
+use crate::upstream::{Ended, Upstream};
 
 pub struct TcpProxy {
     listener: String,
@@ -127,7 +126,7 @@ impl TcpProxy {
                         self.listener,
                         backend.addr
                     );
-                    upstream.report(attempt, Outcome::Failure);
+                    upstream.report(attempt, Ended::ConnectFailure);
                 }
             }
         }
@@ -186,7 +185,7 @@ impl ServerApp for TcpProxy {
                 upstream.backend(index).addr
             );
         }
-        upstream.report(attempt, Outcome::Success);
+        upstream.report(attempt, Ended::Connected);
         None
     }
 }

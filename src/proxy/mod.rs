@@ -73,8 +73,7 @@ use crate::policy;
 use crate::policy::body_limit::Allowance;
 use crate::proxy_protocol::ConnAddrs;
 use crate::router::request_host;
-use crate::upstream::breaker::Outcome;
-use crate::upstream::Unavailable;
+use crate::upstream::{Ended, Unavailable};
 use retry::Next;
 
 pub struct HttpProxy {
@@ -263,11 +262,12 @@ impl ProxyHttp for HttpProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         log::warn!("connect to {} failed: {e}", peer._address);
-        // A connect error counts against the backend's breaker (SPEC).
+        // A connect error counts against the backend's breaker (SPEC) and
+        // toward its gateway failures.
         let route = ctx.route.clone();
         let upstream = route.as_ref().and_then(|r| r.upstream.as_ref());
         if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            upstream.report(attempt, Outcome::Failure);
+            upstream.report(attempt, Ended::ConnectFailure);
         }
         // Nothing was sent yet: any method may go to another backend.
         if let Some(route) = &route {
@@ -312,7 +312,7 @@ impl ProxyHttp for HttpProxy {
             let (req, ip) = (session.req_header(), ctx.client_ip);
             ctx.next = retry::next_try(route, req, ip, &self.sticky_key, ctx, reason, replay);
             if ctx.next.is_some() {
-                retry::report_failed_try(ctx);
+                retry::report_failed_try(ctx, retry::ended_of(reason));
             }
         }
         e.set_retry(ctx.next.is_some());
@@ -359,6 +359,9 @@ impl ProxyHttp for HttpProxy {
         }
         if upstream_response.status.is_informational() {
             return Ok(());
+        }
+        if let Some(attempt) = &mut ctx.attempt {
+            attempt.head_arrived();
         }
         let status = upstream_response.status.as_u16();
         if !matches!(status, 429 | 502..=504) {
@@ -476,7 +479,7 @@ impl ProxyHttp for HttpProxy {
         let Some(site) = ctx.site.clone() else {
             return;
         };
-        site.settle(ctx, status, settle::outcome(ctx.upstream_status, e));
+        site.settle(ctx, status, settle::ended(ctx.upstream_status, e));
         if let Some(log) = &site.access_log {
             let req = session.req_header();
             let sent = session.body_bytes_sent();

@@ -18,14 +18,12 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::upstream::breaker::Outcome;
-
 use super::choose;
 use super::ctx::RequestCtx;
 use super::route::RouteRuntime;
 use crate::config::RetryReason;
 use crate::filters::sticky::StickyKey;
-use crate::upstream::{retry_after, Attempt, NoRoom, Upstream};
+use crate::upstream::{retry_after, Attempt, Ended, NoRoom, Upstream};
 
 /// The backend of a retry that the policy allows.
 #[derive(Debug)]
@@ -191,16 +189,29 @@ pub fn at_response_head(
     if ctx.next.is_none() {
         return false;
     }
-    report_failed_try(ctx);
+    report_failed_try(ctx, ended_of(reason));
     true
 }
 
-/// The current (failed) try's outcome to its backend's breaker, before
-/// the request moves on to [`RequestCtx::next`].
-pub fn report_failed_try(ctx: &mut RequestCtx) {
+/// How a try that failed for `reason` ended, for the breaker and outlier
+/// detection.
+pub fn ended_of(reason: RetryReason) -> Ended {
+    match reason {
+        RetryReason::ConnectFailure => Ended::ConnectFailure,
+        RetryReason::Reset => Ended::Reset,
+        RetryReason::Timeout => Ended::Timeout,
+        RetryReason::Status502 => Ended::Answered(502),
+        RetryReason::Status503 => Ended::Answered(503),
+        RetryReason::Status504 => Ended::Answered(504),
+    }
+}
+
+/// The current (failed) try's end to its backend's breaker and outlier
+/// detection, before the request moves on to [`RequestCtx::next`].
+pub fn report_failed_try(ctx: &mut RequestCtx, ended: Ended) {
     let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
     if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-        upstream.report(attempt, Outcome::Failure);
+        upstream.report(attempt, ended);
     }
 }
 

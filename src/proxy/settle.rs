@@ -1,21 +1,23 @@
-//! The end of a request on either engine: the outcome its last attempt
-//! tells the circuit breaker, and the request counted under its status.
+//! The end of a request on either engine: how its last attempt ended, told
+//! to the circuit breaker and outlier detection, and the request counted
+//! under its status.
 
-use pingora::Error;
+use pingora::{Error, ErrorType};
 
 use super::ctx::RequestCtx;
 use super::Site;
-use crate::upstream::breaker::Outcome;
+use crate::upstream::Ended;
 
 impl Site {
-    /// The end of a request on either path: the attempt's outcome to the
-    /// breaker (`None`: only the client failed, which says nothing about the
-    /// backend), then the request counted under its final `status`.
-    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, outcome: Option<Outcome>) {
+    /// The end of a request on either path: how the attempt ended, to the
+    /// breaker and outlier detection (`None`: only the client failed, which
+    /// says nothing about the backend), then the request counted under its
+    /// final `status`.
+    pub(crate) fn settle(&self, ctx: &mut RequestCtx, status: u16, ended: Option<Ended>) {
         let upstream = ctx.route.as_ref().and_then(|r| r.upstream.as_ref());
         if let (Some(upstream), Some(attempt)) = (upstream, ctx.attempt.take()) {
-            match outcome {
-                Some(outcome) => upstream.report(attempt, outcome),
+            match ended {
+                Some(ended) => upstream.report(attempt, ended),
                 None => drop(attempt),
             }
         }
@@ -29,16 +31,22 @@ impl Site {
     }
 }
 
-/// What a finished attempt tells the circuit breaker: a 5xx, or an error on
-/// the backend's side (timeout, reset, malformed response), is a failure; an
-/// answer below 500 that reached the client is a success. `None` when only
-/// the client failed (it went away): that says nothing about the backend.
-pub(super) fn outcome(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Outcome> {
-    let backend_failed = e.is_some_and(|e| *e.esource() == pingora::ErrorSource::Upstream);
-    match upstream_status {
-        Some(s) if s >= 500 => Some(Outcome::Failure),
-        _ if backend_failed => Some(Outcome::Failure),
-        Some(_) if e.is_none() => Some(Outcome::Success),
+/// How a finished attempt ended, as the forwarder reports it too: the
+/// backend's answer when it came whole (a 5xx one also when the client then
+/// failed), a timeout or a reset (malformed or cut-short answers included)
+/// when the error is on the backend's side. `None` when only the client
+/// failed (it went away): that says nothing about the backend.
+pub(super) fn ended(upstream_status: Option<u16>, e: Option<&Error>) -> Option<Ended> {
+    let backend_error = e.filter(|e| *e.esource() == pingora::ErrorSource::Upstream);
+    match (upstream_status, backend_error) {
+        (_, Some(e)) => Some(match e.etype() {
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => Ended::Timeout,
+            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute => {
+                Ended::ConnectFailure
+            }
+            _ => Ended::Reset,
+        }),
+        (Some(s), None) if s >= 500 || e.is_none() => Some(Ended::Answered(s)),
         _ => None,
     }
 }

@@ -21,6 +21,10 @@ pub enum Scenario {
     /// A backend fails and recovers while clients retry: naive retries,
     /// jittered backoff, circuit breakers, and breakers with a retry budget.
     Herd(HerdArgs),
+    /// A gray failure (one backend slow, or failing a share of requests)
+    /// under no ejection, error ejection, latency ejection, retries, and
+    /// retries with a budget: p50/p99, errors and load on the healthy ones.
+    Outliers(OutliersArgs),
 }
 
 /// Options every scenario takes.
@@ -133,6 +137,72 @@ pub struct HerdArgs {
     pub queue: u32,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// What goes wrong with backend 0 in `sim outliers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// Serves `--slowdown` times slower.
+    Slow,
+    /// Answers 503 to `--error-share` of its requests.
+    Errors,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutliersArgs {
+    /// Backends behind the balancer; backend 0 is the one that goes gray.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=100))]
+    pub backends: u32,
+    /// Requests per second, as a share of the whole pool's capacity.
+    #[arg(long, default_value = "0.6", value_parser = load_share)]
+    pub load: f64,
+    /// What goes wrong with backend 0.
+    #[arg(long, value_enum, default_value_t = Fault::Slow)]
+    pub fault: Fault,
+    /// How many times slower backend 0 serves (`--fault slow`).
+    #[arg(long, default_value = "10", value_parser = at_least_one)]
+    pub slowdown: f64,
+    /// Share of backend 0's answers that are 503 (`--fault errors`).
+    #[arg(long, default_value = "0.5", value_parser = share)]
+    pub error_share: f64,
+    /// When backend 0 goes gray (it stays so to the end).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub fail_at: Duration,
+    /// How long requests keep arriving; the run then drains.
+    #[arg(long, default_value = "40s", value_parser = positive_duration)]
+    pub duration: Duration,
+    /// The proxy gives up on a try after this long (read_timeout): 504.
+    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    pub timeout: Duration,
+    /// Further tries on other backends after a 503 or a timeout (retry variants).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub retries: u32,
+    /// Retry budget ratio of the `retries+budget` variant (0.2 = 20%).
+    #[arg(long, default_value = "0.2", value_parser = share)]
+    pub budget: f64,
+    /// Balancing policy (a real selector).
+    #[arg(long, default_value = "round_robin", value_parser = policy)]
+    pub policy: Policy,
+    /// Requests a backend serves at once; more wait in its FIFO queue.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub workers: u32,
+    /// Mean service time of a healthy backend (exponentially distributed).
+    #[arg(long, default_value = "10ms", value_parser = positive_duration)]
+    pub service: Duration,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    let x = number(s)?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is out of range: give a share from 0 to 1 (0.5 = 50%)"
+        ))
+    }
 }
 
 fn number(s: &str) -> Result<f64, String> {

@@ -6,6 +6,7 @@
 //! | [`balls`] | how full does the fullest bin get with d random choices? | pure balls-into-bins |
 //! | [`policies`] | which policy keeps tail latency low when backends differ in speed? | the real selectors |
 //! | [`herd`] | what do retries do to the survivors when a backend fails? | the real selector and circuit breaker |
+//! | [`outliers`] | what ejects a gray (slow or flaky) backend, and what do retries cost? | the real selector, outlier detection and retry budget |
 //!
 //! The policies and herd scenarios are discrete-event simulations
 //! ([`events`]) on simulated time: no clock, no sockets, no threads. They do
@@ -30,13 +31,14 @@ pub mod balls;
 pub mod chart;
 pub mod events;
 pub mod herd;
+pub mod outliers;
 pub mod output;
 pub mod policies;
 pub mod pool;
 pub mod random;
 pub mod stats;
 
-pub use args::{BallsArgs, Common, HerdArgs, PoliciesArgs, Scenario};
+pub use args::{BallsArgs, Common, Fault, HerdArgs, OutliersArgs, PoliciesArgs, Scenario};
 
 use std::path::PathBuf;
 
@@ -81,6 +83,7 @@ pub fn run(scenario: &Scenario) -> Result<String, SimError> {
         Scenario::Balls(a) => (&a.common, balls::run(a)?),
         Scenario::Policies(a) => (&a.common, policies::run(a)?),
         Scenario::Herd(a) => (&a.common, herd::run(a)?),
+        Scenario::Outliers(a) => (&a.common, outliers::run(a)?),
     };
     if let Some(path) = &common.svg {
         report.chart.write(path)?;

@@ -5,9 +5,10 @@
 //! over the same `members`, its [`LoadTable`], and a [`Breakers`] table — with
 //! one difference: every call takes the simulated `now` instead of reading
 //! the clock. [`Pool::select`] asks exactly what `Upstream::select` asks, in
-//! the same order: the policy proposes, the breaker has the last word (a
-//! half-open admission spends a probe). Health checks, draining and slow
-//! start are not simulated.
+//! the same order: the policy proposes, outlier detection turns an ejected
+//! backend away (when the pool has it, [`Pool::with_outliers`]), the breaker
+//! has the last word (a half-open admission spends a probe). Health checks,
+//! draining and slow start are not simulated.
 //!
 //! The in-flight count that `least_conn` and `p2c` read is held by the
 //! [`Admitted`] value: the simulation keeps it for as long as the proxy would
@@ -23,11 +24,13 @@ use std::time::{Duration, Instant};
 use pingora::lb::selection::{BackendIter, BackendSelection};
 
 use super::events::Nanos;
-use crate::config::{BackendSpec, CircuitBreaker, Policy};
+use crate::config::{BackendSpec, CircuitBreaker, OutlierDetection, Policy};
 use crate::upstream::breaker::{Breakers, Outcome, Permit, State};
 use crate::upstream::health::HealthEvents;
 use crate::upstream::load::{InflightGuard, LoadTable};
+use crate::upstream::outlier::Outliers;
 use crate::upstream::selection::{self, SelectionContext};
+use crate::upstream::Ended;
 use crate::upstream::{members, walk, Pick};
 
 /// One simulated upstream: policy, live load, breakers.
@@ -35,6 +38,7 @@ pub struct Pool {
     picker: Arc<dyn Pick>,
     load: Arc<LoadTable>,
     breakers: Breakers,
+    outliers: Option<Outliers>,
     /// Simulated time zero; the breakers see `origin + now`.
     origin: Instant,
 }
@@ -83,25 +87,43 @@ impl Pool {
             picker,
             load,
             breakers: Breakers::new(breaker, weights.len()),
+            outliers: None,
             origin: Instant::now(),
         }
+    }
+
+    /// The pool with the proxy's outlier detection, configured as `cfg`.
+    pub fn with_outliers(mut self, cfg: &OutlierDetection) -> Self {
+        let n = self.load.len();
+        let addrs = (0..n).map(|i| format!("backend {i}")).collect();
+        self.outliers = Some(Outliers::new(cfg, "sim", addrs, self.origin));
+        self
     }
 
     /// The policy's first choice for `key` among backends whose breaker
     /// admits a request at simulated time `now`; `None` when every breaker
     /// refuses (the proxy's 503).
     pub fn select(&self, key: &[u8], now: Nanos) -> Option<Admitted> {
+        self.select_except(key, now, &[])
+    }
+
+    /// As [`Pool::select`], among backends not in `tried` (a retry's
+    /// choice, as the proxy makes it).
+    pub fn select_except(&self, key: &[u8], now: Nanos, tried: &[usize]) -> Option<Admitted> {
         let at = self.instant(now);
         let permit = Cell::new(None);
-        let index = self
-            .picker
-            .pick(key, &|i| match self.breakers.try_acquire(i, at) {
+        let index = self.picker.pick(key, &|i| {
+            if tried.contains(&i) || self.outliers.as_ref().is_some_and(|o| o.ejected(i, at)) {
+                return false;
+            }
+            match self.breakers.try_acquire(i, at) {
                 Some(p) => {
                     permit.set(Some(p));
                     true
                 }
                 None => false,
-            })?;
+            }
+        })?;
         Some(Admitted {
             index,
             _inflight: self.load.acquire(index),
@@ -116,6 +138,29 @@ impl Pool {
             self.breakers
                 .record(attempt.index, self.instant(now), permit, outcome);
         }
+    }
+
+    /// How the attempt ended and how long its answer took (`None`: no
+    /// answer), for its breaker and outlier detection, as
+    /// `Upstream::report`; releases its in-flight count.
+    pub fn report_ended(
+        &self,
+        attempt: Admitted,
+        now: Nanos,
+        ended: Ended,
+        latency: Option<Duration>,
+    ) {
+        let at = self.instant(now);
+        if let Some(o) = &self.outliers {
+            o.report(attempt.index, at, ended, latency);
+        }
+        self.report(attempt, now, ended.outcome());
+    }
+
+    /// Whether outlier detection has backend `index` ejected at `now`.
+    pub fn ejected(&self, index: usize, now: Nanos) -> bool {
+        let at = self.instant(now);
+        self.outliers.as_ref().is_some_and(|o| o.ejected(index, at))
     }
 
     /// Backend `index`'s breaker state at `now`.

@@ -9,7 +9,8 @@
 //! Whether a backend may take a request is decided in one place,
 //! [`Upstream::select`]: healthy (as the health checks last flipped it), not draining
 //! (weight 0, configured or set at runtime) nor disabled by an operator
-//! ([`admin_state`]), not already tried by this request, admitted by slow start
+//! ([`admin_state`]), not already tried by this request, not ejected by
+//! [`outlier`] detection, admitted by slow start
 //! while it ramps, and — last, because a half-open admission spends a probe —
 //! allowed by its circuit breaker. Policies only order candidates.
 //!
@@ -20,16 +21,20 @@
 //! a queue.
 //!
 //! A chosen backend is an [`Attempt`]: it holds the in-flight guard and the
-//! breaker permit, and goes back through [`Upstream::report`], the one place
-//! where the passive health signal (connect errors, timeouts, resets, 5xx)
-//! reaches the breaker.
+//! breaker permit (and, with outlier detection, when it began and how long
+//! the response head took), and goes back through [`Upstream::report`] with
+//! how it [`Ended`], the one place where the passive health signal
+//! (connect errors, timeouts, resets, 5xx, latency) reaches the breaker and
+//! outlier detection.
 
 pub mod admin_state;
 pub mod breaker;
+mod ended;
 pub mod hash_key;
 pub mod health;
 pub mod idle;
 pub mod load;
+pub mod outlier;
 pub mod probe;
 pub mod queue;
 #[cfg(test)]
@@ -42,7 +47,7 @@ pub mod slow_start;
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use pingora::lb::selection::{BackendIter, BackendSelection};
@@ -50,9 +55,11 @@ use pingora::lb::Backend;
 
 use crate::config::{BackendSpec, Policy, UpstreamSpec};
 use admin_state::Overrides;
-use breaker::{Breakers, Outcome, Permit, State};
+use breaker::{Breakers, Permit, State};
+pub use ended::Ended;
 use health::HealthEvents;
 use load::{InflightGuard, LoadTable};
+use outlier::{Ejection, Outliers, Reason};
 use queue::WaitQueue;
 use retry_after::RetryAfter;
 use retry_budget::RetryBudget;
@@ -133,6 +140,8 @@ pub struct Upstream {
     load: Arc<LoadTable>,
     health: Arc<HealthEvents>,
     breakers: Breakers,
+    /// `None` without `outlier_detection`: nothing timed, nothing ejected.
+    outliers: Option<Outliers>,
     overrides: Overrides,
     /// `queue`: where requests wait for a backend under `max_conns`.
     queue: Option<Arc<WaitQueue>>,
@@ -155,6 +164,21 @@ pub struct Attempt {
     pub index: usize,
     _inflight: InflightGuard,
     permit: Option<Permit>,
+    /// When the attempt began, if its latency matters (outlier detection).
+    started: Option<Instant>,
+    /// How long the response head took, once it arrived.
+    head_after: Option<Duration>,
+}
+
+impl Attempt {
+    /// Notes that the (final) response head arrived now: the latency
+    /// outlier detection judges. Later calls change nothing; without
+    /// outlier detection it does not even read the clock.
+    pub fn head_arrived(&mut self) {
+        if let (Some(started), None) = (self.started, self.head_after) {
+            self.head_after = Some(started.elapsed());
+        }
+    }
 }
 
 /// Why no backend was picked now (see [`Upstream::select_or_full`]).
@@ -201,6 +225,10 @@ impl Upstream {
         let overrides = Overrides::new(spec.backends.iter().map(|b| b.weight));
         let budget = RetryBudget::new(spec.retry_budget);
         let retry_after = RetryAfter::new(spec.backends.len());
+        let outliers = spec.outlier_detection.as_ref().map(|cfg| {
+            let addrs = spec.backends.iter().map(|b| b.addr.clone()).collect();
+            Outliers::new(cfg, &spec.name, addrs, Instant::now())
+        });
         Self {
             spec,
             picker: ArcSwap::from_pointee(picker),
@@ -208,6 +236,7 @@ impl Upstream {
             load,
             health,
             breakers,
+            outliers,
             overrides,
             queue,
             budget,
@@ -265,7 +294,8 @@ impl Upstream {
     }
 
     /// The backend for this attempt: the policy's first choice among backends
-    /// that are healthy, not draining (weight 0) nor disabled, not in `tried`, admitted by
+    /// that are healthy, not draining (weight 0) nor disabled, not in `tried`,
+    /// not ejected, admitted by
     /// slow start while ramping, and allowed by their breaker. If slow start
     /// turned every candidate away, the policy's choice without it is used:
     /// a ramping backend is better than none.
@@ -288,6 +318,7 @@ impl Upstream {
                 && self.overrides.takes_new(i)
                 && !tried.contains(&i)
                 && !self.retry_after.holds(i, now)
+                && !self.ejected_at(i, now)
         };
         let admit = |i: usize| {
             let Some(guard) = self.load.try_acquire(i) else {
@@ -314,6 +345,8 @@ impl Upstream {
                 index,
                 _inflight: guard,
                 permit: permit.take(),
+                started: self.outliers.as_ref().map(|_| now),
+                head_after: None,
             }),
             _ if full.get() => Err(NoRoom::Full),
             _ => Err(NoRoom::None),
@@ -378,8 +411,8 @@ impl Upstream {
     }
 
     /// Backend `index` itself (a sticky client's), if it is healthy, not in
-    /// `tried`, not disabled by an operator, not at its `max_conns`, and its
-    /// breaker allows it.
+    /// `tried`, not disabled by an operator nor ejected, not at its
+    /// `max_conns`, and its breaker allows it.
     /// Draining does not matter here: weight 0 only stops *new* clients.
     pub fn select_pinned(&self, index: usize, tried: &[usize]) -> Option<Attempt> {
         if index >= self.spec.backends.len()
@@ -390,7 +423,7 @@ impl Upstream {
             return None;
         }
         let now = Instant::now();
-        if self.retry_after.holds(index, now) {
+        if self.retry_after.holds(index, now) || self.ejected_at(index, now) {
             return None;
         }
         let guard = self.load.try_acquire(index)?;
@@ -399,6 +432,8 @@ impl Upstream {
             index,
             _inflight: guard,
             permit: Some(permit),
+            started: self.outliers.as_ref().map(|_| now),
+            head_after: None,
         })
     }
 
@@ -412,14 +447,47 @@ impl Upstream {
         self.queue.as_deref()
     }
 
-    /// How an attempt ended, for its backend's circuit breaker. Connect
-    /// errors, timeouts, resets and 5xx answers are failures. Dropping an
-    /// attempt without reporting it (the client went away) tells nothing.
-    pub fn report(&self, attempt: Attempt, outcome: Outcome) {
+    /// How an attempt ended, for its backend's circuit breaker (connect
+    /// errors, timeouts, resets and 5xx answers are failures) and outlier
+    /// detection (which also gets the attempt's latency to the response
+    /// head). Dropping an attempt without reporting it (the client went
+    /// away) tells nothing.
+    pub fn report(&self, attempt: Attempt, ended: Ended) {
+        if attempt.permit.is_none() && self.outliers.is_none() {
+            return;
+        }
+        let now = Instant::now();
         if let Some(permit) = attempt.permit {
             self.breakers
-                .record(attempt.index, Instant::now(), permit, outcome);
+                .record(attempt.index, now, permit, ended.outcome());
         }
+        if let Some(outliers) = &self.outliers {
+            outliers.report(attempt.index, now, ended, attempt.head_after);
+        }
+    }
+
+    fn ejected_at(&self, index: usize, now: Instant) -> bool {
+        self.outliers
+            .as_ref()
+            .is_some_and(|o| o.ejected(index, now))
+    }
+
+    /// Whether outlier detection has backend `index` ejected now.
+    pub fn ejected(&self, index: usize) -> bool {
+        self.ejected_at(index, Instant::now())
+    }
+
+    /// Backend `index`'s ejection state; `None` without outlier detection.
+    pub fn ejection(&self, index: usize) -> Option<Ejection> {
+        let o = self.outliers.as_ref()?;
+        Some(o.ejection(index, Instant::now()))
+    }
+
+    /// Ejections of backend `index` for `reason` so far.
+    pub fn ejections(&self, index: usize, reason: Reason) -> u64 {
+        self.outliers
+            .as_ref()
+            .map_or(0, |o| o.ejections(index, reason))
     }
 
     /// A request's first try, for the retry budget.

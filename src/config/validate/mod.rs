@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod compress;
 mod listener;
+mod outlier;
 mod route_policy;
 mod upstream;
 

@@ -8,6 +8,7 @@ use super::super::path::YamlPath;
 use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::upstream_tls;
+use super::outlier::outlier_detection;
 use super::{duration, nonzero_duration, valid_token, MAX_RING_WEIGHT, MAX_WEIGHT};
 use crate::proxy_protocol::Version;
 
@@ -84,6 +85,9 @@ pub(super) fn upstream(
     let circuit_breaker = u
         .circuit_breaker
         .map(|c| circuit_breaker(c, &path.key("circuit_breaker"), p));
+    let outlier_detection = u
+        .outlier_detection
+        .map(|o| outlier_detection(o, &path.key("outlier_detection"), p));
     let tls = u.tls.and_then(|t| upstream_tls(t, &backends, path, p));
     if let (Some(t), Some(h)) = (&tls, &health_check) {
         if let HealthCheckKind::Http { host: None, .. } = h.kind {
@@ -154,6 +158,7 @@ pub(super) fn upstream(
         backends,
         health_check,
         circuit_breaker,
+        outlier_detection,
         retries,
         retry_on,
         retry_budget,

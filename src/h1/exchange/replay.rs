@@ -62,8 +62,7 @@ impl<C: Client> Exchange<'_, C> {
         let key = &self.site.sticky_key;
         let next = retry::next_try(route, req, ip, key, self.ctx, reason, replayable)?;
         if let Some(failed) = self.ctx.attempt.take() {
-            self.upstream
-                .report(failed, crate::upstream::breaker::Outcome::Failure);
+            self.upstream.report(failed, retry::ended_of(reason));
         }
         Some(next)
     }

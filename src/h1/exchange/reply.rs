@@ -12,7 +12,7 @@ use crate::h1::client::{self, Client};
 use crate::h1::head::{self, Framing};
 use crate::h1::within::within;
 use crate::proxy::drain;
-use crate::upstream::breaker::Outcome;
+use crate::upstream::Ended;
 
 impl<C: Client> Exchange<'_, C> {
     /// Passes the backend's response on to the client.
@@ -24,14 +24,9 @@ impl<C: Client> Exchange<'_, C> {
         rest: Vec<u8>,
         client_close: bool,
         shutdown: &ShutdownWatch,
-    ) -> (u16, Option<Outcome>, bool) {
+    ) -> (u16, Option<Ended>, bool) {
         let status = resp.status;
         self.ctx.upstream_status = Some(status);
-        let outcome = if status >= 500 {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        };
         let keep = !client_close
             && !self.body_unfinished
             && (resp.framing != Framing::UntilClose || resp.rechunk)
@@ -87,14 +82,14 @@ impl<C: Client> Exchange<'_, C> {
                     self.route.idle.put(index, conn, self.owner().copied());
                 }
                 let client_ok = matches!(ended, Some(Ok(())));
-                (status, Some(outcome), keep && client_ok)
+                (status, Some(Ended::Answered(status)), keep && client_ok)
             }
             // Cut short by the backend: the client must not mistake the
             // response for complete, so its connection closes (its
             // stream is reset).
             Err(Broken::From) => {
                 within(self.client_timeout, self.client.abort()).await;
-                (status, Some(Outcome::Failure), false)
+                (status, Some(Ended::Reset), false)
             }
             Err(Broken::To) => (status, None, false),
         }
