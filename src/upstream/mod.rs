@@ -250,7 +250,7 @@ impl Upstream {
     /// was in `old` keeping what it had there: its health (a backend that
     /// was down stays down until its checks pass — when `spec` checks
     /// health at all), its breaker (when the breaker settings are the same)
-    /// and its runtime override. In-flight counts and idle connections stay
+    /// its ejection (outlier detection) and its runtime override. In-flight counts and idle connections stay
     /// with `old` and end with their requests.
     pub fn rebuild(spec: Arc<UpstreamSpec>, old: &Upstream) -> Arc<Self> {
         let new = Self::fresh(spec);
@@ -266,6 +266,9 @@ impl Upstream {
             }
             if same_breaker {
                 new.breakers.carry(i, &old.breakers, j);
+            }
+            if let (Some(n), Some(o)) = (&new.outliers, &old.outliers) {
+                n.carry(i, o, j, Instant::now());
             }
             let was = old.overrides.get(j);
             let configured = old.spec.backends[j].weight;

@@ -148,6 +148,25 @@ impl Outliers {
         }
     }
 
+    /// Backend `index` takes over what backend `was` of `old` had (a reload
+    /// rebuilt the upstream): an ejection in progress, for the time it has
+    /// left, and the counts that set the next ejection's length.
+    pub fn carry(&self, index: usize, old: &Outliers, was: usize, now: Instant) {
+        let (Some(new), Some(had)) = (self.slots.get(index), old.slots.get(was)) else {
+            return;
+        };
+        let until = had.until.load(Ordering::Acquire);
+        let left = until.saturating_sub(old.at(now));
+        if until != 0 && left > 0 {
+            new.until.store(self.at(now) + left, Ordering::Release);
+        }
+        new.ejections
+            .store(had.ejections.load(Ordering::Relaxed), Ordering::Relaxed);
+        for (n, h) in new.by_reason.iter().zip(&had.by_reason) {
+            n.store(h.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// Whether backend `index` is ejected at `now`. The first call after
     /// its ejection ran out logs its return.
     pub fn ejected(&self, index: usize, now: Instant) -> bool {
