@@ -34,6 +34,7 @@ pub mod config;
 pub mod conn_cap;
 pub mod conn_limit;
 pub mod demo;
+pub mod discovery;
 pub mod fd_limit;
 pub mod filters;
 pub mod h1;

@@ -28,6 +28,7 @@ use crate::http_guard::{HeadGuard, HeadLimits};
 use crate::l4::TcpProxy;
 use crate::live::health::HealthSupervisor;
 use crate::live::signal::ReloadOnHangup;
+use crate::live::dns::DnsRefresh;
 use crate::live::state_file::StateWriter;
 use crate::live::{Live, Shared};
 use crate::proxy::HttpProxy;
@@ -137,13 +138,14 @@ pub fn build(config: &Config, file: &Path, start: StartOptions) -> Result<Server
         sticky_key,
         access_log,
     };
-    let live = Live::new(config.clone(), file.to_path_buf(), shared);
+    let live = Live::new(config.clone(), file.to_path_buf(), shared)?;
     use pingora::services::background::background_service as background;
     server.add_service(background(
         "health checks",
         HealthSupervisor(Arc::clone(&live)),
     ));
     server.add_service(background("state file", StateWriter(Arc::clone(&live))));
+    server.add_service(background("DNS backends", DnsRefresh(Arc::clone(&live))));
     let hangup = server.add_service(background(
         "reload on SIGHUP",
         ReloadOnHangup(Arc::clone(&live)),

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub rate_limit_store_errors: IntCounterVec,
     pub upstream_retries: IntCounterVec,
     pub retry_budget_exhausted: IntCounterVec,
+    /// DNS lookups of backend names that failed (the last good answer kept).
+    pub dns_failures: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_bytes: IntCounterVec,
     pub access_log_dropped: IntCounter,
@@ -129,6 +131,11 @@ impl Metrics {
             retry_budget_exhausted: counter(
                 "switchyard_retry_budget_exhausted_total",
                 "Retries the upstream's retry budget refused",
+                &["upstream"],
+            ),
+            dns_failures: counter(
+                "switchyard_dns_lookup_failures_total",
+                "DNS lookups of backend host names or SRV records that failed; the last good answer was kept",
                 &["upstream"],
             ),
             tcp_connections: counter(

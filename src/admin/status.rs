@@ -92,6 +92,9 @@ pub struct QueueStatus {
 #[derive(Serialize)]
 pub struct BackendStatus<'a> {
     pub addr: &'a str,
+    /// For a backend from DNS: the configured `host:port` or SRV name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
     /// The weight selection uses now: the runtime one, 0 when drained or
     /// disabled.
     pub weight: u32,
@@ -156,6 +159,7 @@ pub fn snapshot<'a>(generation: &'a Generation, metrics: &Metrics, started: Inst
                 .map(|(i, b)| (i, b, u.ejection(i)))
                 .map(|(i, b, ejection)| BackendStatus {
                     addr: &b.addr,
+                    name: b.name.as_deref(),
                     weight: u.admin_override(i).effective_weight(),
                     admin_state: u.admin_override(i).state.name(),
                     up: u.healthy(i),

@@ -47,6 +47,8 @@ pub struct ServerSettings {
     /// Client connections over all listeners; 0 = derived from the fd limit
     /// at start ([`crate::fd_limit`]).
     pub max_connections: u32,
+    /// DNS servers for backend host names; empty = the system's.
+    pub resolvers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +256,11 @@ pub struct UpstreamSpec {
     /// A PROXY header with the client's address first on each new backend
     /// connection (health checks excepted); `None` = plain.
     pub send_proxy_protocol: Option<crate::proxy_protocol::Version>,
+    /// Where backends come from besides literal `ip:port` ones: host names
+    /// and SRV records, resolved at load and every `resolve_every`
+    /// ([`crate::discovery`] turns their records into `backends`).
+    pub dns: Vec<DnsSource>,
+    pub resolve_every: Duration,
     /// Where requests wait for a backend under `max_conns`; `None` = a
     /// request finding every eligible backend full gets 503 at once.
     pub queue: Option<QueueSpec>,
@@ -348,6 +355,34 @@ impl RetryOn {
     }
 }
 
+/// Backends named in DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsSource {
+    /// `addr: host:port`: every A/AAAA record of `host` is a backend on
+    /// `port` with `weight`.
+    Host {
+        /// As configured (`host:port`): `/status` shows it as `name`.
+        name: String,
+        host: String,
+        port: u16,
+        weight: u32,
+        /// Each record's `max_conns`.
+        max_conns: u32,
+    },
+    /// `discovery.srv`: every SRV record's target:port is a backend, its
+    /// SRV weight the backend's weight.
+    Srv { name: String },
+}
+
+impl DnsSource {
+    /// The name `/status` shows for the backends it gave.
+    pub fn name(&self) -> &str {
+        match self {
+            DnsSource::Host { name, .. } | DnsSource::Srv { name } => name,
+        }
+    }
+}
+
 /// The HTTP version spoken to an upstream's backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProtocol {
@@ -360,14 +395,25 @@ pub enum UpstreamProtocol {
 
 #[derive(Debug, Clone)]
 pub struct BackendSpec {
-    /// As configured: the `backend` metric label and the `/status` name.
+    /// As configured, or `ip:port` for a DNS record: the `backend` metric
+    /// label and the `/status` `addr`.
     pub addr: String,
-    /// Resolved once at load.
     pub socket: SocketAddr,
     /// 0 = draining.
     pub weight: u32,
     /// Concurrent requests (tcp: connections) at most; 0 = no cap.
     pub max_conns: u32,
+    /// For a backend from DNS, the configured `host:port` (or SRV name) it
+    /// came from; `None` for a literal `ip:port`.
+    pub name: Option<String>,
+}
+
+impl BackendSpec {
+    /// The name TLS verifies for this backend: the configured host name
+    /// when it came from DNS, else `addr`.
+    pub fn tls_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.addr)
+    }
 }
 
 /// A balancing policy; see the SPEC's "Balancing policies" table.

@@ -36,6 +36,7 @@ pub struct RawServer {
     pub request_id: Option<RawRequestId>,
     /// Client connections over all listeners; 0 or absent = from the fd limit.
     pub max_connections: Option<u32>,
+    pub resolvers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +233,8 @@ pub struct RawUpstream {
     pub protocol: Option<String>,
     /// `v1` | `v2`; absent or null: none.
     pub send_proxy_protocol: Option<String>,
+    pub resolve_every: Option<String>,
+    pub discovery: Option<RawDiscovery>,
     /// Where requests wait when every eligible backend is at `max_conns`.
     pub queue: Option<RawQueue>,
 }
@@ -240,6 +243,11 @@ pub struct RawUpstream {
 pub struct RawQueue {
     pub max: Option<u64>,
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDiscovery {
+    pub srv: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

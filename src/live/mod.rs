@@ -22,6 +22,7 @@
 
 pub mod build;
 pub mod compat;
+pub mod dns;
 pub mod health;
 pub mod signal;
 pub mod state_file;
@@ -37,6 +38,7 @@ use serde::Serialize;
 use crate::access_log::AccessLog;
 use crate::admin::Metrics;
 use crate::config::{self, Config, Severity};
+use crate::discovery::{self, Discovery};
 use crate::filters::sticky::StickyKey;
 use crate::proxy::SiteSlot;
 use crate::tls::LiveCerts;
@@ -83,6 +85,11 @@ pub struct LastReload {
 pub struct Live {
     /// The file `run` was started with; what a reload reads again.
     file: PathBuf,
+    /// The config as written (host names not resolved) that the current
+    /// generation comes from: what DNS re-resolution starts from.
+    written: Mutex<Arc<Config>>,
+    /// Looks backend host names and SRV records up.
+    discovery: Option<Discovery>,
     current: ArcSwap<Generation>,
     sites: HashMap<String, Arc<SiteSlot>>,
     certs: HashMap<String, Arc<LiveCerts>>,
@@ -98,8 +105,25 @@ pub struct Live {
 impl Live {
     /// Generation 1 from `config` (read from `file`): every site and
     /// certificate set built, the state file (if any) read back.
-    pub fn new(config: Config, file: PathBuf, shared: Shared) -> Arc<Self> {
-        let config = Arc::new(config);
+    /// Host names are looked up first (`Err` only when the resolver cannot
+    /// be set up for a config that names backends in DNS).
+    pub fn new(config: Config, file: PathBuf, shared: Shared) -> Result<Arc<Self>, String> {
+        let discovery = match Discovery::new(
+            &config.server.resolvers,
+            shared.metrics.dns_failures.clone(),
+        ) {
+            Ok(d) => Some(d),
+            Err(e) if Discovery::needed(&config) => return Err(e),
+            Err(e) => {
+                log::info!("{e}: backends named in DNS cannot be added by a reload");
+                None
+            }
+        };
+        let written = Arc::new(config);
+        let config = match &discovery {
+            Some(d) if Discovery::needed(&written) => Arc::new(d.resolve_blocking(&written)),
+            _ => Arc::clone(&written),
+        };
         let upstreams = build::upstreams(&config, None);
         if let Some(path) = &config.server.state_file {
             state_file::restore(path, &upstreams);
@@ -116,8 +140,10 @@ impl Live {
             }
         }
         shared.metrics.config_generation.set(1);
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             file,
+            written: Mutex::new(written),
+            discovery,
             current: ArcSwap::from_pointee(Generation {
                 number: 1,
                 config,
@@ -129,7 +155,7 @@ impl Live {
             applying: Mutex::new(()),
             upstreams_changed: tokio::sync::Notify::new(),
             last: Mutex::new((0, None)),
-        })
+        }))
     }
 
     /// The file the process was started with (absolute when it could be
@@ -223,7 +249,50 @@ impl Live {
         for w in &lines {
             log::warn!("{w}");
         }
-        self.apply(config)
+        let written = Arc::new(config);
+        let resolved = match &self.discovery {
+            _ if !Discovery::needed(&written) => Config::clone(&written),
+            Some(d) => d.resolve_blocking(&written),
+            None => return Err(format!("{file}: backends named in DNS need a resolver, and none could be set up")),
+        };
+        let _one = self.writing();
+        let summary = self.apply_locked(resolved, true)?;
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = written;
+        Ok(summary)
+    }
+
+    /// Looks the current config's host names up again and, when the
+    /// backends they give changed, applies them: a new set of backends
+    /// (each one that stays keeps its state), not a new generation. Skipped
+    /// when a reload came in meanwhile (it resolved its own names).
+    pub async fn refresh_dns(&self) {
+        let Some(discovery) = &self.discovery else {
+            return;
+        };
+        let written = Arc::clone(&self.written.lock().unwrap_or_else(|e| e.into_inner()));
+        if !Discovery::needed(&written) {
+            return;
+        }
+        let resolved = discovery.resolve(&written).await;
+        if !discovery::backends_differ(&resolved, &self.current().config) {
+            return;
+        }
+        let _one = self.writing();
+        let now = self.written.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if !Arc::ptr_eq(&now, &written) {
+            return;
+        }
+        match self.apply_locked(resolved, false) {
+            Ok(summary) => log::info!("DNS: backends changed: {summary}"),
+            Err(e) => log::error!("DNS: new backends not applied: {e}"),
+        }
+    }
+
+    /// How often [`Self::refresh_dns`] is due: the shortest `resolve_every`
+    /// of the upstreams that name backends in DNS.
+    pub fn dns_period(&self) -> Option<std::time::Duration> {
+        self.discovery.as_ref()?;
+        discovery::period(&self.written.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Makes `config` the next generation, keeping the state of what did
@@ -233,6 +302,12 @@ impl Live {
     /// the live config (reloads; DNS re-resolution later).
     pub fn apply(&self, config: Config) -> Result<String, String> {
         let _one = self.writing();
+        self.apply_locked(config, true)
+    }
+
+    /// [`Self::apply`] under the `applying` lock; `reload`: a new generation
+    /// (else the same one with new backends, for DNS).
+    fn apply_locked(&self, config: Config, reload: bool) -> Result<String, String> {
         let old = self.current();
         compat::check(&old.config, &config)?;
         let config = Arc::new(config);
@@ -260,7 +335,7 @@ impl Live {
                 certs.replace(build::sni_certs(tls));
             }
         }
-        let number = old.number + 1;
+        let number = old.number + u64::from(reload);
         self.current.store(Arc::new(Generation {
             number,
             config,

@@ -37,7 +37,7 @@ pub fn build(
     let mut peer = match &spec.tls {
         None => HttpPeer::new(backend.socket, false, String::new()),
         Some(tls) => {
-            let mut peer = HttpPeer::new(backend.socket, true, tls.sni_for(&backend.addr));
+            let mut peer = HttpPeer::new(backend.socket, true, tls.sni_for(backend.tls_name()));
             peer.options.verify_cert = tls.verify;
             peer.options.verify_hostname = tls.verify;
             peer.options.ca = tls.ca.clone();

@@ -67,6 +67,7 @@ impl Pool {
                     socket,
                     weight,
                     max_conns: 0,
+                    name: None,
                 }
             })
             .collect();

@@ -259,6 +259,11 @@ impl Upstream {
         let checks = new.spec.health_check.is_some();
         for (i, b) in new.spec.backends.iter().enumerate() {
             let Some(j) = old.backend_index(&b.addr) else {
+                // New here (a reload or DNS added it): with health checks,
+                // no traffic before they pass.
+                if checks {
+                    new.health.restore_down(i);
+                }
                 continue;
             };
             if checks && old.spec.health_check.is_some() {

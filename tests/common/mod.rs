@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod daemon;
+pub mod dns;
 pub mod h2frames;
 pub mod redis_server;
 pub mod reload;

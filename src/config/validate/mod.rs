@@ -174,6 +174,7 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
         request_id: s
             .request_id
             .and_then(|r| route_policy::request_id(r, &path.key("request_id"), p)),
+        resolvers: resolvers(s.resolvers.unwrap_or_default(), &path.key("resolvers"), p),
         idle_timeout: nonzero_duration(
             s.idle_timeout.as_ref(),
             Duration::from_secs(60),
@@ -181,6 +182,25 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
             p,
         ),
     }
+}
+
+/// `server.resolvers`: `ip:port` (or a bare IP, port 53) each.
+fn resolvers(list: Vec<String>, path: &YamlPath, p: &mut Problems) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        let parsed = r.parse::<SocketAddr>().or_else(|_| {
+            r.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        });
+        match parsed {
+            Ok(a) => out.push(a),
+            Err(_) => {
+                p.error(&path.index(i), format!("\"{r}\" is not an ip:port address"))
+                    .hint("a DNS server by address, e.g. 127.0.0.53:53 or [::1]:53");
+            }
+        }
+    }
+    out
 }
 
 fn admin(a: RawAdmin, path: &YamlPath, p: &mut Problems) -> Option<AdminSettings> {

@@ -1,6 +1,6 @@
 //! Upstreams: policy, hash key, backends, health checks and circuit breakers.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::super::model::*;
@@ -44,15 +44,41 @@ pub(super) fn upstream(
     }
 
     let raw_backends = u.backends.unwrap_or_default();
-    if raw_backends.is_empty() {
-        p.error(path, "upstream has no backends")
-            .hint("add backends: [{ addr: 127.0.0.1:9001 }]");
+    let mut dns = Vec::new();
+    match (u.discovery, raw_backends.is_empty()) {
+        (None, true) => {
+            p.error(path, "upstream has no backends")
+                .hint("add backends: [{ addr: 127.0.0.1:9001 }]");
+        }
+        (Some(d), empty) => {
+            if !empty {
+                p.error(
+                    &path.key("discovery"),
+                    "discovery replaces `backends`: use one or the other",
+                )
+                .hint("name the host in a backend instead: backends: [{ addr: web.internal:80 }]");
+            }
+            dns.extend(discovery(d, &path.key("discovery"), p));
+        }
+        (None, false) => {}
     }
     let mut backends: Vec<BackendSpec> = Vec::new();
     for (i, b) in raw_backends.into_iter().enumerate() {
         let bpath = path.key("backends").index(i);
-        let Some(b) = backend(b, &bpath, p) else {
-            continue;
+        let b = match backend(b, &bpath, p) {
+            Some(Backend::Literal(b)) => b,
+            Some(Backend::Named(source)) => {
+                if dns.contains(&source) {
+                    p.error(
+                        &bpath.key("addr"),
+                        format!("{} is listed twice", source.name()),
+                    );
+                } else {
+                    dns.push(source);
+                }
+                continue;
+            }
+            None => continue,
         };
         if let Some(j) = backends.iter().position(|o| o.socket == b.socket) {
             p.error(
@@ -184,6 +210,13 @@ pub(super) fn upstream(
         tls,
         protocol,
         send_proxy_protocol,
+        dns,
+        resolve_every: nonzero_duration(
+            u.resolve_every.as_ref(),
+            Duration::from_secs(30),
+            &path.key("resolve_every"),
+            p,
+        ),
         queue,
     })
 }
@@ -245,6 +278,41 @@ fn percentage(text: &str, path: &YamlPath, p: &mut Problems) -> f64 {
     }
 }
 
+/// `discovery: { srv: NAME }`.
+fn discovery(d: RawDiscovery, path: &YamlPath, p: &mut Problems) -> Option<DnsSource> {
+    let Some(name) = d.srv else {
+        p.error(path, "discovery needs `srv`")
+            .hint("e.g. discovery: { srv: _http._tcp.api.service.consul }");
+        return None;
+    };
+    if !dns_name(&name) {
+        p.error(&path.key("srv"), format!("\"{name}\" is not a DNS name"));
+        return None;
+    }
+    Some(DnsSource::Srv { name })
+}
+
+/// Letters, digits, `-`, `_` and dots, labels of 1-63 bytes, at most 253
+/// in all (a trailing dot allowed).
+fn dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// A configured backend: an address, or a host name resolved at run time.
+enum Backend {
+    Literal(BackendSpec),
+    Named(DnsSource),
+}
+
 fn hash_key(k: &str, path: &YamlPath, p: &mut Problems) -> Option<HashKey> {
     let named = |prefix: &str| {
         k.strip_prefix(prefix)
@@ -267,7 +335,7 @@ fn hash_key(k: &str, path: &YamlPath, p: &mut Problems) -> Option<HashKey> {
     key
 }
 
-fn backend(b: RawBackend, path: &YamlPath, p: &mut Problems) -> Option<BackendSpec> {
+fn backend(b: RawBackend, path: &YamlPath, p: &mut Problems) -> Option<Backend> {
     let weight = match b.weight {
         None => 1,
         Some(w) if w > MAX_WEIGHT => {
@@ -285,33 +353,35 @@ fn backend(b: RawBackend, path: &YamlPath, p: &mut Problems) -> Option<BackendSp
             .hint("e.g. addr: 127.0.0.1:9001");
         return None;
     };
-    let socket = resolve(&addr).map_err(|why| {
+    let max_conns = b.max_conns.unwrap_or(0);
+    if let Ok(socket) = addr.parse::<SocketAddr>() {
+        return Some(Backend::Literal(BackendSpec {
+            addr,
+            socket,
+            weight,
+            max_conns,
+            name: None,
+        }));
+    }
+    let bad = |p: &mut Problems, why: &str| {
         p.error(&path.key("addr"), format!("\"{addr}\" {why}"))
             .hint("write ip:port or host:port, e.g. 127.0.0.1:9001, [::1]:9001 or app.internal:80");
-    });
-    Some(BackendSpec {
-        addr,
-        socket: socket.ok()?,
-        weight,
-        max_conns: b.max_conns.unwrap_or(0),
-    })
-}
-
-/// `ip:port` as is; `host:port` resolved once (first address wins).
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    if let Ok(a) = addr.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let Some((host, port)) = addr.rsplit_once(':') else {
-        return Err("has no port".into());
     };
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err("is not an ip:port or host:port address".into());
-    }
-    match addr.to_socket_addrs() {
-        Ok(mut it) => it.next().ok_or_else(|| "resolves to no address".into()),
-        Err(e) => Err(format!("cannot be resolved: {e}")),
-    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        bad(p, "has no port");
+        return None;
+    };
+    let (Ok(port), true) = (port.parse::<u16>(), dns_name(host)) else {
+        bad(p, "is not an ip:port or host:port address");
+        return None;
+    };
+    Some(Backend::Named(DnsSource::Host {
+        host: host.to_ascii_lowercase(),
+        name: addr,
+        port,
+        weight,
+        max_conns,
+    }))
 }
 
 fn health_check(h: RawHealthCheck, path: &YamlPath, p: &mut Problems) -> Option<HealthCheck> {
