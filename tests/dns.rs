@@ -197,3 +197,95 @@ fn a_name_without_records_at_start_serves_once_it_has_some() {
     dns.set("web.test", vec![ip("127.0.0.2")]);
     until_seen(&proxy, "the record that appeared", |s| s.contains("web-1"));
 }
+
+/// `config` with the proxy's own addresses, written over its file.
+fn rewrite(proxy: &Proxy, config: &str) {
+    let text = config
+        .replace("{HTTP}", &proxy.http.to_string())
+        .replace("{ADMIN}", &proxy.admin.to_string());
+    std::fs::write(proxy.dir.path().join("switchyard.yaml"), text).unwrap();
+}
+
+#[test]
+fn a_reload_resolves_the_names_it_brings() {
+    let port = free_port();
+    let _web = on_loopbacks(port, &["127.0.0.2", "127.0.0.3"]);
+    let literal = DemoServer::start("literal", "127.0.0.1:0").unwrap();
+    let dns = DnsServer::start();
+    dns.set("web.test", vec![ip("127.0.0.2"), ip("127.0.0.3")]);
+    let proxy = Proxy::start(&config(
+        &dns,
+        &format!("    backends: [{{ addr: \"{}\" }}]", literal.addr),
+    ));
+    until_seen(&proxy, "the literal backend", |s| {
+        s.len() == 1 && s.contains("literal")
+    });
+    rewrite(
+        &proxy,
+        &config(
+            &dns,
+            &format!("    backends: [{{ addr: \"web.test:{port}\" }}]"),
+        ),
+    );
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &proxy.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    until_seen(&proxy, "the records after reload", |s| {
+        s.len() == 2 && !s.contains("literal")
+    });
+}
+
+#[test]
+fn a_new_record_waits_for_its_health_checks() {
+    let port = free_port();
+    let _web = on_loopbacks(port, &["127.0.0.2", "127.0.0.3"]);
+    let dns = DnsServer::start();
+    dns.set("web.test", vec![ip("127.0.0.2")]);
+    let proxy = Proxy::start(&config(
+        &dns,
+        &format!(
+            "    resolve_every: 200ms\n    backends: [{{ addr: \"web.test:{port}\" }}]\n    \
+             health_check: {{ type: http, path: /, interval: 1s, healthy_threshold: 3 }}"
+        ),
+    ));
+    until_seen(&proxy, "the first record", |s| s.contains("web-1"));
+    dns.set("web.test", vec![ip("127.0.0.2"), ip("127.0.0.3")]);
+    // Listed (so resolved) but down until three checks a second apart pass.
+    let addr = format!("\"127.0.0.3:{port}\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !common::get(proxy.admin, "admin", "/status")
+        .body
+        .contains(&addr)
+    {
+        assert!(Instant::now() < deadline, "never listed\n{}", proxy.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !seen(&proxy, 12).contains("web-2"),
+        "a new record got traffic before its checks passed"
+    );
+    until_seen(&proxy, "the new record once healthy", |s| {
+        s.contains("web-2")
+    });
+}
+
+#[test]
+fn check_validates_names_without_looking_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dns.yaml");
+    std::fs::write(
+        &file,
+        "listeners: { web: { listen: \"127.0.0.1:8080\", routes: [{ upstream: app }] } }\n\
+         upstreams:\n  app:\n    backends: [{ addr: \"nowhere.invalid:80\" }, { addr: \"bad name:80\" }]\n",
+    )
+    .unwrap();
+    let (code, _out, err) = common::check(&file);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("upstreams.app.backends[1].addr"), "{err}");
+    assert!(
+        !err.contains("backends[0]"),
+        "a valid name is not an error: {err}"
+    );
+}

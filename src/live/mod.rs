@@ -253,7 +253,11 @@ impl Live {
         let resolved = match &self.discovery {
             _ if !Discovery::needed(&written) => Config::clone(&written),
             Some(d) => d.resolve_blocking(&written),
-            None => return Err(format!("{file}: backends named in DNS need a resolver, and none could be set up")),
+            None => {
+                return Err(format!(
+                    "{file}: backends named in DNS need a resolver, and none could be set up"
+                ))
+            }
         };
         let _one = self.writing();
         let summary = self.apply_locked(resolved, true)?;
@@ -278,7 +282,11 @@ impl Live {
             return;
         }
         let _one = self.writing();
-        let now = self.written.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = self
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if !Arc::ptr_eq(&now, &written) {
             return;
         }
