@@ -13,9 +13,11 @@
 //! wants two descriptors per connection of its `maxconn`, and the hard fd
 //! limit here is 20,000),
 //! `HTTP_BENCH_ONLY` a comma list of scenarios
-//! (`keepalive,policies,close,conns1000,unpinned,memory`; default all;
+//! (`keepalive,policies,guards,close,conns1000,unpinned,memory`; default all;
 //! `policies` is the keep-alive run with a fourth proxy: switchyard whose
-//! route has request ids, a header rule and an allow-list),
+//! route has request ids, a header rule and an allow-list; `guards` the same
+//! with switchyard under outlier detection, connection caps and backend
+//! `max_conns`),
 //! `BENCH_SWITCHYARD` the switchyard binary to run (default: this build).
 
 mod host;
@@ -25,20 +27,23 @@ mod wrk;
 
 use std::path::Path;
 
-use peers::{Placement, Running};
+use peers::{Placement, Running, Variant};
 use wrk::{Load, Wrk};
 
 const PROXIES: [&str; 3] = ["switchyard", "nginx", "haproxy"];
 /// switchyard with a route that uses request ids, a header rule and an
 /// allow-list: what a route pays for them.
 const WITH_POLICIES: &str = "switchyard+policies";
+/// switchyard with outlier detection, connection caps and `max_conns`.
+const WITH_GUARDS: &str = "switchyard+guards";
 const PROXY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
 
 fn start(name: &str, dir: &Path, backends: [std::net::SocketAddr; 2], at: Placement) -> Running {
     match name {
-        "switchyard" => peers::switchyard(dir, backends, at, false),
-        WITH_POLICIES => peers::switchyard(dir, backends, at, true),
+        "switchyard" => peers::switchyard(dir, backends, at, Variant::Plain),
+        WITH_POLICIES => peers::switchyard(dir, backends, at, Variant::Policies),
+        WITH_GUARDS => peers::switchyard(dir, backends, at, Variant::Guards),
         "nginx" => peers::nginx(dir, backends, at),
         _ => peers::haproxy(dir, backends, at),
     }
@@ -57,12 +62,12 @@ struct Scenario {
     at: Placement<'static>,
     /// wrk threads and CPUs.
     load: (usize, Option<&'static str>),
-    /// Also run switchyard with route policies configured.
-    policies: bool,
+    /// Also run switchyard configured as this (a fourth proxy).
+    extra: Option<&'static str>,
 }
 
 fn run(s: &Scenario, dir: &Path, backends: [std::net::SocketAddr; 2], secs: u64, rounds: usize) {
-    let extra = s.policies.then_some(WITH_POLICIES);
+    let extra = s.extra;
     let running: Vec<(&str, Running)> = PROXIES
         .iter()
         .copied()
@@ -115,9 +120,14 @@ fn run(s: &Scenario, dir: &Path, backends: [std::net::SocketAddr; 2], secs: u64,
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if s.policies {
+    if let Some(extra) = s.extra {
+        let what = if extra == WITH_GUARDS {
+            "outlier detection, connection caps and max_conns"
+        } else {
+            "request ids, a header rule and an allow-list"
+        };
         println!(
-            "\nswitchyard with request ids, a header rule and an allow-list / without: **{:.2}×** req/s (every round: {})",
+            "\nswitchyard with {what} / without: **{:.2}×** req/s (every round: {})",
             rps[3] / rps[0],
             results[3]
                 .iter()
@@ -192,7 +202,7 @@ fn main() {
                 close: false,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
-                policies: false,
+                extra: None,
             },
         ),
         (
@@ -203,7 +213,18 @@ fn main() {
                 close: false,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
-                policies: true,
+                extra: Some(WITH_POLICIES),
+            },
+        ),
+        (
+            "guards",
+            Scenario {
+                title: "Keep-alive, 50 connections, pinned; switchyard also with outlier detection, connection caps and max_conns",
+                connections: 50,
+                close: false,
+                at: pinned,
+                load: (1, Some(LOAD_CPU)),
+                extra: Some(WITH_GUARDS),
             },
         ),
         (
@@ -214,7 +235,7 @@ fn main() {
                 close: true,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
-                policies: false,
+                extra: None,
             },
         ),
         (
@@ -225,7 +246,7 @@ fn main() {
                 close: false,
                 at: pinned,
                 load: (1, Some(LOAD_CPU)),
-                policies: false,
+                extra: None,
             },
         ),
         (
@@ -239,7 +260,7 @@ fn main() {
                     cpus: None,
                 },
                 load: (2, None),
-                policies: false,
+                extra: None,
             },
         ),
     ];

@@ -146,24 +146,53 @@ pub fn nginx_args<'a>(dir: &'a Path, conf: &'a Path) -> Vec<&'a str> {
     ]
 }
 
-/// `policies`: the route also has request ids, a header rule and an
-/// allow-list (what a route pays for them).
-pub fn switchyard(dir: &Path, backends: [SocketAddr; 2], at: Placement, policies: bool) -> Running {
+/// What a switchyard under test has configured beyond a plain route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Plain,
+    /// The route also has request ids, a header rule and an allow-list
+    /// (what a route pays for them).
+    Policies,
+    /// Outlier detection on the upstream, connection caps on the server and
+    /// the listener, `max_conns` on the backends (what the guards of a
+    /// busy edge cost a request when nothing trips them).
+    Guards,
+}
+
+pub fn switchyard(
+    dir: &Path,
+    backends: [SocketAddr; 2],
+    at: Placement,
+    variant: Variant,
+) -> Running {
     let listen = free_addr();
-    let name = if policies { "sy-policies" } else { "sy" };
+    let name = match variant {
+        Variant::Plain => "sy",
+        Variant::Policies => "sy-policies",
+        Variant::Guards => "sy-guards",
+    };
     let conf = dir.join(format!("{name}.yaml"));
-    let (server, route) = if policies {
-        (
+    let (server, route, listener, upstream, backend) = match variant {
+        Variant::Plain => ("", "", "", "", ""),
+        Variant::Policies => (
             "  request_id: { header: X-Request-Id }\n",
             ", request_headers: { set: { X-Env: prod } }, allow: [127.0.0.0/8]",
-        )
-    } else {
-        ("", "")
+            "",
+            "",
+            "",
+        ),
+        Variant::Guards => (
+            "  max_connections: 8000\n",
+            "",
+            ", max_connections: 5000",
+            "    outlier_detection: { consecutive_5xx: 5, consecutive_gateway_failures: 3, latency_factor: 3, interval: 10s }\n",
+            ", max_conns: 1000",
+        ),
     };
     std::fs::write(
         &conf,
         format!(
-            "server:\n  threads: {}\n  pid_file: {d}/{name}.pid\n  upgrade_sock: {d}/{name}.sock\n{server}listeners:\n  web: {{ listen: \"{listen}\", routes: [{{ upstream: b{route} }}] }}\nupstreams:\n  b:\n    policy: round_robin\n    backends: [{{ addr: \"{}\" }}, {{ addr: \"{}\" }}]\n",
+            "server:\n  threads: {}\n  pid_file: {d}/{name}.pid\n  upgrade_sock: {d}/{name}.sock\n{server}listeners:\n  web: {{ listen: \"{listen}\", routes: [{{ upstream: b{route} }}]{listener} }}\nupstreams:\n  b:\n    policy: round_robin\n{upstream}    backends: [{{ addr: \"{}\"{backend} }}, {{ addr: \"{}\"{backend} }}]\n",
             at.workers,
             backends[0],
             backends[1],
