@@ -45,13 +45,16 @@ YAML
 "$dir/switchyard" demo-backend --listen "$BACKEND" --name flood &
 pids+=($!)
 "$dir/switchyard" run -c "$work/flood.yaml" 2>"$work/switchyard.log" &
-pids+=($!)
+sy=$!
+pids+=($sy)
 for _ in $(seq 50); do curl -fs "http://$ADMIN/healthz" >/dev/null && break; sleep 0.1; done
+echo "switchyard RSS before the flood: $(grep VmRSS /proc/$sy/status | awk '{print $2}') KiB"
 
 # Open connections late in the flood (the flood holds them until its end).
 ( sleep $(( SECONDS_ * 4 / 5 ))
   echo "switchyard_connections during the flood (cap $CAP):"
-  curl -fs "http://$ADMIN/metrics" | grep '^switchyard_connections{' || true ) &
+  curl -fs "http://$ADMIN/metrics" | grep '^switchyard_connections{' || true
+  echo "switchyard RSS during the flood: $(grep VmRSS /proc/$sy/status | awk '{print $2}') KiB" ) &
 pids+=($!)
 "$dir/examples/flood" --target "127.0.0.1:$PORT" --conns "$CONNS" --clients "$CLIENTS" --seconds "$SECONDS_"
 grep -i 'max_connections\|open-file' "$work/switchyard.log" || true
