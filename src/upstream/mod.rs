@@ -39,10 +39,12 @@ pub mod probe;
 pub mod queue;
 #[cfg(test)]
 mod queue_wait_tests;
+mod rebuild;
 pub mod retry_after;
 pub mod retry_budget;
 pub mod selection;
 pub mod slow_start;
+mod waiting;
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
@@ -246,56 +248,6 @@ impl Upstream {
         }
     }
 
-    /// `spec` built anew (a reload changed it), each backend whose `addr`
-    /// was in `old` keeping what it had there: its health (a backend that
-    /// was down stays down until its checks pass — when `spec` checks
-    /// health at all), its breaker (when the breaker settings are the same)
-    /// its ejection (outlier detection) and its runtime override. In-flight counts and idle connections stay
-    /// with `old` and end with their requests.
-    pub fn rebuild(spec: Arc<UpstreamSpec>, old: &Upstream) -> Arc<Self> {
-        let new = Self::fresh(spec);
-        let same_breaker =
-            format!("{:?}", new.spec.circuit_breaker) == format!("{:?}", old.spec.circuit_breaker);
-        let checks = new.spec.health_check.is_some();
-        for (i, b) in new.spec.backends.iter().enumerate() {
-            let Some(j) = old.backend_index(&b.addr) else {
-                // New here (a reload or DNS added it): with health checks,
-                // no traffic before they pass.
-                if checks {
-                    new.health.restore_down(i);
-                }
-                continue;
-            };
-            if checks && old.spec.health_check.is_some() {
-                new.health.carry(i, &old.health, j);
-            }
-            if same_breaker {
-                new.breakers.carry(i, &old.breakers, j);
-            }
-            if let (Some(n), Some(o)) = (&new.outliers, &old.outliers) {
-                n.carry(i, o, j, Instant::now());
-            }
-            let was = old.overrides.get(j);
-            let configured = old.spec.backends[j].weight;
-            new.overrides
-                .set(i, admin_state::carried(was, configured, b.weight));
-        }
-        new.reweigh();
-        Arc::new(new)
-    }
-
-    /// Rebuilds the selector over the effective weights (after overrides
-    /// were set other than through [`Upstream::apply`]).
-    pub(crate) fn reweigh(&self) {
-        let set: BTreeSet<Backend> = members(&self.spec.backends, |i| {
-            self.overrides.get(i).effective_weight()
-        })
-        .into_iter()
-        .collect();
-        let rebuilt = picker(self.spec.policy, &set, &self.ctx, &self.health);
-        self.picker.store(Arc::new(rebuilt));
-    }
-
     /// The health transitions of this upstream's backends.
     pub fn health_events(&self) -> &Arc<HealthEvents> {
         &self.health
@@ -359,63 +311,6 @@ impl Upstream {
             _ if full.get() => Err(NoRoom::Full),
             _ => Err(NoRoom::None),
         }
-    }
-
-    /// Runs `pick` (one try at a backend, as [`select_or_full`]) until it
-    /// gives one. Every usable backend full: with a `queue`, waits in it for
-    /// a freed slot (at most `queue.timeout`), then picks again; without,
-    /// or with the queue full or the wait over, [`Unavailable::Overloaded`].
-    /// The wait runs in the caller's task.
-    ///
-    /// [`select_or_full`]: Self::select_or_full
-    pub async fn wait_for(
-        &self,
-        mut pick: impl FnMut() -> Result<Attempt, NoRoom>,
-    ) -> Result<Attempt, Unavailable> {
-        match pick() {
-            Ok(attempt) => return Ok(attempt),
-            Err(NoRoom::None) => return Err(Unavailable::NoBackend),
-            Err(NoRoom::Full) => {}
-        }
-        let Some(queue) = &self.queue else {
-            return Err(Unavailable::Overloaded);
-        };
-        let deadline = tokio::time::Instant::now() + queue.spec.timeout;
-        let mut front = false;
-        loop {
-            let mut ticket = queue.join(front).map_err(|_| Unavailable::Overloaded)?;
-            // Once more now that a freed slot would wake this waiter: one
-            // freed between the first pick and joining has woken no one.
-            match pick() {
-                Ok(attempt) => {
-                    ticket.consume();
-                    return Ok(attempt);
-                }
-                Err(NoRoom::None) => return Err(Unavailable::NoBackend),
-                Err(NoRoom::Full) => {}
-            }
-            if tokio::time::timeout_at(deadline, ticket.woken())
-                .await
-                .is_err()
-            {
-                queue.count_timeout();
-                return Err(Unavailable::Overloaded);
-            }
-            // Woken as the head: pick again; losing the slot to a newcomer
-            // puts this request back at the front.
-            ticket.consume();
-            front = true;
-        }
-    }
-
-    /// [`select`](Self::select), waiting in the queue when every usable
-    /// backend is full (see [`wait_for`](Self::wait_for)).
-    pub async fn select_waiting(
-        &self,
-        key: &[u8],
-        tried: &[usize],
-    ) -> Result<Attempt, Unavailable> {
-        self.wait_for(|| self.select_or_full(key, tried)).await
     }
 
     /// Backend `index` itself (a sticky client's), if it is healthy, not in
