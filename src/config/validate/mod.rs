@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod compress;
+mod discovery;
 mod listener;
 mod outlier;
 mod route_policy;
 mod upstream;
+mod upstream_limits;
 
 use super::duration::{parse_duration, DURATION_HINT};
 use super::model::*;

@@ -8,7 +8,9 @@ use super::super::path::YamlPath;
 use super::super::problem::Problems;
 use super::super::raw::*;
 use super::super::tls::upstream_tls;
+use super::discovery::{discovery, dns_name};
 use super::outlier::outlier_detection;
+use super::upstream_limits::{percentage, queue, retry_on};
 use super::{duration, nonzero_duration, valid_token, MAX_RING_WEIGHT, MAX_WEIGHT};
 use crate::proxy_protocol::Version;
 
@@ -219,92 +221,6 @@ pub(super) fn upstream(
         ),
         queue,
     })
-}
-
-/// `queue: { max, timeout }`: `max` at least 1 (default 1000), `timeout`
-/// a non-zero duration (default 5s).
-fn queue(q: RawQueue, path: &YamlPath, p: &mut Problems) -> QueueSpec {
-    let max = match q.max {
-        None => 1000,
-        Some(0) => {
-            p.error(&path.key("max"), "must be at least 1")
-                .hint("remove `queue` to answer 503 at once when every backend is full");
-            1000
-        }
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-    };
-    let timeout = nonzero_duration(
-        q.timeout.as_ref(),
-        Duration::from_secs(5),
-        &path.key("timeout"),
-        p,
-    );
-    QueueSpec { max, timeout }
-}
-
-/// `retry_on`: names, or the statuses 502/503/504 as numbers or strings.
-fn retry_on(items: &[StatusSpec], path: &YamlPath, p: &mut Problems) -> RetryOn {
-    let mut set = RetryOn::default();
-    for (i, item) in items.iter().enumerate() {
-        let name = match item {
-            StatusSpec::Code(c) => c.to_string(),
-            StatusSpec::Text(t) => t.clone(),
-        };
-        match RetryReason::from_name(&name) {
-            Some(r) => set = set.with(r),
-            None => {
-                let valid: Vec<&str> = RetryReason::ALL.iter().map(|r| r.name()).collect();
-                p.error(
-                    &path.index(i),
-                    format!("unknown retry_on reason \"{name}\""),
-                )
-                .hint(format!("valid reasons: {}", valid.join(", ")));
-            }
-        }
-    }
-    set
-}
-
-/// A percentage such as `20%` (0% ..= 1000%), as a ratio.
-fn percentage(text: &str, path: &YamlPath, p: &mut Problems) -> f64 {
-    let number = text.trim().strip_suffix('%').map(str::trim);
-    match number.and_then(|n| n.parse::<f64>().ok()) {
-        Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 100.0,
-        _ => {
-            p.error(path, format!("retry_budget \"{text}\" is not a percentage"))
-                .hint("write a share of first tries from 0% to 1000%, e.g. retry_budget: 20%");
-            0.2
-        }
-    }
-}
-
-/// `discovery: { srv: NAME }`.
-fn discovery(d: RawDiscovery, path: &YamlPath, p: &mut Problems) -> Option<DnsSource> {
-    let Some(name) = d.srv else {
-        p.error(path, "discovery needs `srv`")
-            .hint("e.g. discovery: { srv: _http._tcp.api.service.consul }");
-        return None;
-    };
-    if !dns_name(&name) {
-        p.error(&path.key("srv"), format!("\"{name}\" is not a DNS name"));
-        return None;
-    }
-    Some(DnsSource::Srv { name })
-}
-
-/// Letters, digits, `-`, `_` and dots, labels of 1-63 bytes, at most 253
-/// in all (a trailing dot allowed).
-fn dns_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 /// A configured backend: an address, or a host name resolved at run time.
