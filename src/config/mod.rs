@@ -15,12 +15,14 @@ pub mod model;
 mod path;
 mod problem;
 pub mod raw;
+mod retry;
 mod tls;
 mod validate;
 
 pub use duration::parse_duration;
 pub use model::*;
 pub use path::YamlPath;
+
 pub use problem::{ConfigError, Problem, Problems, Severity};
 pub use validate::{MAX_RING_WEIGHT, MAX_WEIGHT};
 
