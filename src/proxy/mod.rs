@@ -56,7 +56,6 @@ pub(crate) use rewrite::{
 pub use route::RouteRuntime;
 pub use site::{Site, SiteSlot};
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -67,11 +66,10 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::compress;
-use crate::config::{RetryReason, UpstreamSpec};
+use crate::config::RetryReason;
 use crate::filters::sticky::StickyKey;
 use crate::policy;
 use crate::policy::body_limit::Allowance;
-use crate::proxy_protocol::ConnAddrs;
 use crate::router::request_host;
 use crate::upstream::{Ended, Unavailable};
 use retry::Next;
@@ -110,22 +108,22 @@ impl ProxyHttp for HttpProxy {
         let site = site_of(ctx)?;
         ctx.request_id = policy::request_id(site.request_id.as_ref(), session.req_header());
         ctx.client_ip = policy::client_ip_of(
-            client_ip(session),
+            respond::client_ip(session),
             &site.trusted_proxies,
             session.req_header(),
         );
         if let Some(why) = framing::ambiguity(session.req_header()) {
             log::debug!("refusing request: {why}");
-            return refuse(session, ctx, 400, &[]).await;
+            return respond::refuse(session, ctx, 400, &[]).await;
         }
         if target_len(session.req_header()) > site.max_uri_bytes {
-            return refuse(session, ctx, 414, &[]).await;
+            return respond::refuse(session, ctx, 414, &[]).await;
         }
         let req = session.req_header_mut();
         to_origin_form(req)?;
         let host = request_host(req);
         let Some(route) = site.router.find(&host, req.uri.path()) else {
-            return refuse(session, ctx, 404, &[]).await;
+            return respond::refuse(session, ctx, 404, &[]).await;
         };
         ctx.route = Some(Arc::clone(route));
         let body_len = policy::announced_body_len(session.req_header());
@@ -138,7 +136,9 @@ impl ProxyHttp for HttpProxy {
         );
         match admitted {
             Ok(slot) => ctx.slot = slot,
-            Err(refusal) => return refuse(session, ctx, refusal.status, &refusal.headers).await,
+            Err(refusal) => {
+                return respond::refuse(session, ctx, refusal.status, &refusal.headers).await
+            }
         }
         if route.policy.max_body_bytes > 0 && body_len.is_none() {
             ctx.body_allowance = Some(Allowance::new(route.policy.max_body_bytes));
@@ -201,7 +201,7 @@ impl ProxyHttp for HttpProxy {
         if std::mem::take(&mut ctx.again) {
             if let Some(attempt) = &ctx.attempt {
                 let backend = upstream.backend(attempt.index);
-                let addrs = proxy_addrs(session, &upstream.spec);
+                let addrs = peer::proxy_addrs(session, &upstream.spec);
                 return Ok(Box::new(peer::build(&upstream.spec, backend, addrs, left)));
             }
         }
@@ -250,7 +250,7 @@ impl ProxyHttp for HttpProxy {
         }
         ctx.tried.push(attempt.index);
         ctx.attempt = Some(attempt);
-        let addrs = proxy_addrs(session, &upstream.spec);
+        let addrs = peer::proxy_addrs(session, &upstream.spec);
         Ok(Box::new(peer::build(&upstream.spec, backend, addrs, left)))
     }
 
@@ -330,7 +330,7 @@ impl ProxyHttp for HttpProxy {
             ctx.route.as_deref(),
             session.req_header(),
             upstream_request,
-            client_ip(session),
+            respond::client_ip(session),
             scheme,
         )?;
         match &ctx.route {
@@ -486,35 +486,4 @@ impl ProxyHttp for HttpProxy {
             access::record(log, req, ctx.client_ip, ctx, &site.listener, status, sent);
         }
     }
-}
-
-/// Answers `code` (with `extra` headers and the request id) and ends the
-/// request: `request_filter`'s `Ok(true)`.
-async fn refuse(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    code: u16,
-    extra: &[(&'static str, String)],
-) -> Result<bool> {
-    ctx.own_status = Some(code);
-    respond::answer(session, code, &ctx.answer_headers(extra)).await;
-    Ok(true)
-}
-
-/// The client's socket IP (never a header).
-fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
-/// The client connection's addresses when the upstream sends PROXY headers
-/// (the client is the PROXY source on a `proxy_protocol` listener).
-fn proxy_addrs(session: &Session, spec: &UpstreamSpec) -> Option<ConnAddrs> {
-    spec.send_proxy_protocol?;
-    Some(ConnAddrs {
-        client: *session.client_addr()?.as_inet()?,
-        local: *session.server_addr()?.as_inet()?,
-    })
 }

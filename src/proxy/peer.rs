@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::prelude::HttpPeer;
+use pingora::proxy::Session;
 
 use crate::config::{BackendSpec, UpstreamProtocol, UpstreamSpec};
 use crate::proxy_protocol::connect::{group_key, ProxyConnect};
@@ -60,4 +61,14 @@ pub fn build(
         peer.group_key = group_key(version, addrs);
     }
     peer
+}
+
+/// The client connection's addresses when the upstream sends PROXY headers
+/// (the client is the PROXY source on a `proxy_protocol` listener).
+pub(super) fn proxy_addrs(session: &Session, spec: &UpstreamSpec) -> Option<ConnAddrs> {
+    spec.send_proxy_protocol?;
+    Some(ConnAddrs {
+        client: *session.client_addr()?.as_inet()?,
+        local: *session.server_addr()?.as_inet()?,
+    })
 }

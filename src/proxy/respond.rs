@@ -8,6 +8,10 @@
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
+use pingora::Result;
+use std::net::IpAddr;
+
+use super::ctx::RequestCtx;
 use pingora::{Error, ErrorSource, ErrorType};
 
 /// The status a failed request is answered with; 0 = the client is gone,
@@ -68,6 +72,27 @@ pub async fn answer(session: &mut Session, code: u16, extra: &[(&str, String)]) 
     if let Err(e) = result {
         log::debug!("could not send {code} to the client: {e}");
     }
+}
+
+/// Answers `code` (with `extra` headers and the request id) and ends the
+/// request: `request_filter`'s `Ok(true)`.
+pub(super) async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    code: u16,
+    extra: &[(&'static str, String)],
+) -> Result<bool> {
+    ctx.own_status = Some(code);
+    answer(session, code, &ctx.answer_headers(extra)).await;
+    Ok(true)
+}
+
+/// The client's socket IP (never a header).
+pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 #[cfg(test)]
