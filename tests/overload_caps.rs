@@ -21,13 +21,6 @@ fn open(addr: SocketAddr) -> BufReader<TcpStream> {
     BufReader::new(s)
 }
 
-/// One keep-alive request on `conn`, answered 200.
-fn served(conn: &mut BufReader<TcpStream>) {
-    conn.get_mut().write_all(GET).unwrap();
-    let resp = read_response(conn).expect("a response");
-    assert_eq!(resp.status, 200);
-}
-
 /// Sends a request on `conn` and checks that nothing comes back for `quiet`
 /// (the connection waits in the backlog, not accepted).
 fn unanswered(conn: &mut BufReader<TcpStream>, quiet: Duration) {
@@ -87,8 +80,8 @@ fn cap_cycle(
 ) -> [BufReader<TcpStream>; 2] {
     let mut a = open(first);
     let mut b = open(second);
-    served(&mut a);
-    served(&mut b);
+    common::served_keep_alive(&mut a);
+    common::served_keep_alive(&mut b);
     let mut c = open(third_addr);
     unanswered(&mut c, Duration::from_secs(1));
 
@@ -97,16 +90,16 @@ fn cap_cycle(
     let burnt = cpu_seconds(proxy.pid()) - before;
     assert!(burnt < 0.3, "{burnt:.2} s of CPU in 1 s while capped");
 
-    served(&mut a);
-    served(&mut b);
+    common::served_keep_alive(&mut a);
+    common::served_keep_alive(&mut b);
     let status = get(proxy.admin, "admin", "/status");
     assert_eq!(status.status, 200, "the admin answers while capped");
 
     drop(a);
     let resp = read_response(&mut c).expect("served once a slot freed");
     assert_eq!(resp.status, 200);
-    served(&mut b);
-    served(&mut c);
+    common::served_keep_alive(&mut b);
+    common::served_keep_alive(&mut c);
     [b, c]
 }
 
@@ -207,7 +200,7 @@ fn a_flood_of_idle_connections_under_a_low_fd_limit_does_not_starve_a_client() {
         0.0,
     );
     let mut established = open(proxy.http);
-    served(&mut established);
+    common::served_keep_alive(&mut established);
     let idle: Vec<TcpStream> = (0..400)
         .map(|_| TcpStream::connect_timeout(&proxy.http, Duration::from_secs(5)).unwrap())
         .collect();
@@ -218,7 +211,7 @@ fn a_flood_of_idle_connections_under_a_low_fd_limit_does_not_starve_a_client() {
         64.0,
     );
     for _ in 0..3 {
-        served(&mut established);
+        common::served_keep_alive(&mut established);
     }
     assert_eq!(get(proxy.admin, "admin", "/healthz").status, 200);
     drop(idle);

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use switchyard::proxy_protocol::{header, ConnAddrs, Version};
 
-const GET: &[u8] = b"GET /cap HTTP/1.1\r\nHost: cap.test\r\n\r\n";
-
 /// A connection from 127.0.0.2: `Proxy::start`'s readiness probe (from
 /// 127.0.0.1, accepted whenever the proxy gets to it) never holds one of
 /// this IP's slots.
+const GET: &[u8] = b"GET /cap HTTP/1.1\r\nHost: cap.test\r\n\r\n";
+
 fn open(addr: SocketAddr) -> BufReader<TcpStream> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -33,13 +33,6 @@ fn open(addr: SocketAddr) -> BufReader<TcpStream> {
     s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     BufReader::new(s)
-}
-
-/// One keep-alive request on `conn`: it is open and served.
-fn served(conn: &mut BufReader<TcpStream>) {
-    conn.get_mut().write_all(GET).unwrap();
-    let resp = read_response(conn).expect("a response");
-    assert_eq!(resp.status, 200);
 }
 
 /// The proxy closes `conn` without a byte: EOF or reset, well before the
@@ -90,8 +83,8 @@ fn cap_of_two(proxy: &Proxy, name: &str, addr: SocketAddr) {
 
     let mut a = open(addr);
     let mut b = open(addr);
-    served(&mut a);
-    served(&mut b);
+    common::served_keep_alive(&mut a);
+    common::served_keep_alive(&mut b);
     wait_metric(proxy, "switchyard_connections", &open_gauge, 2.0);
 
     refused(open(addr));
@@ -103,13 +96,13 @@ fn cap_of_two(proxy: &Proxy, name: &str, addr: SocketAddr) {
     );
     wait_metric(proxy, "switchyard_connections", &open_gauge, 2.0);
     // The two idle keep-alive connections were not touched.
-    served(&mut a);
-    served(&mut b);
+    common::served_keep_alive(&mut a);
+    common::served_keep_alive(&mut b);
 
     drop(a);
     wait_metric(proxy, "switchyard_connections", &open_gauge, 1.0);
     let mut c = open(addr);
-    served(&mut c);
+    common::served_keep_alive(&mut c);
     wait_metric(proxy, "switchyard_connections", &open_gauge, 2.0);
     drop((b, c));
     wait_metric(proxy, "switchyard_connections", &open_gauge, 0.0);
@@ -152,7 +145,7 @@ fn without_a_cap_the_gauge_still_counts() {
     wait_metric(&proxy, "switchyard_connections", &gauge, 0.0);
     let mut conns: Vec<_> = (0..3).map(|_| open(proxy.http)).collect();
     for c in &mut conns {
-        served(c);
+        common::served_keep_alive(c);
     }
     wait_metric(&proxy, "switchyard_connections", &gauge, 3.0);
     drop(conns);
@@ -192,8 +185,8 @@ fn proxy_protocol_source_is_the_counted_ip() {
     };
     let mut one = from("203.0.113.1:1000");
     let mut two = from("203.0.113.2:1000");
-    served(&mut one);
-    served(&mut two);
+    common::served_keep_alive(&mut one);
+    common::served_keep_alive(&mut two);
     refused(from("203.0.113.1:2000"));
     wait_metric(
         &proxy,
@@ -201,7 +194,7 @@ fn proxy_protocol_source_is_the_counted_ip() {
         &refused_labels,
         1.0,
     );
-    served(&mut one);
-    served(&mut two);
+    common::served_keep_alive(&mut one);
+    common::served_keep_alive(&mut two);
     wait_metric(&proxy, "switchyard_connections", &gauge, 2.0);
 }

@@ -8,7 +8,7 @@
 //! ```
 //! A request loads its listener's [`Site`] once (one atomic load and a
 //! reference count) and keeps that generation to its end; a TCP connection
-//! looks its upstream up once. [`Live::apply`] builds the next generation
+//! looks its upstream up once. `Live::apply` builds the next generation
 //! from a validated config, reusing what did not change ([`build`]): an
 //! unchanged upstream keeps its `Arc<Upstream>` (health, breakers,
 //! in-flight, overrides, idle connections), a changed one carries each
@@ -260,7 +260,7 @@ impl Live {
             }
         };
         let _one = self.writing();
-        let summary = self.apply_locked(resolved, true)?;
+        let summary = self.apply(resolved, true)?;
         *self.written.lock().unwrap_or_else(|e| e.into_inner()) = written;
         Ok(summary)
     }
@@ -290,7 +290,7 @@ impl Live {
         if !Arc::ptr_eq(&now, &written) {
             return;
         }
-        match self.apply_locked(resolved, false) {
+        match self.apply(resolved, false) {
             Ok(summary) => log::info!("DNS: backends changed: {summary}"),
             Err(e) => log::error!("DNS: new backends not applied: {e}"),
         }
@@ -303,19 +303,13 @@ impl Live {
         discovery::period(&self.written.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Makes `config` the next generation, keeping the state of what did
-    /// not change (see the module doc). Refused, changing nothing, when
+    /// Makes `config` (its host names resolved) the next generation,
+    /// keeping the state of what did not change (see the module doc);
+    /// called with the `applying` lock held. Refused, changing nothing, when
     /// `config` changes a listener or a `server:`/`admin.listen` key that
-    /// only `upgrade` can change. The entry point for anything that rebuilds
-    /// the live config (reloads; DNS re-resolution later).
-    pub fn apply(&self, config: Config) -> Result<String, String> {
-        let _one = self.writing();
-        self.apply_locked(config, true)
-    }
-
-    /// [`Self::apply`] under the `applying` lock; `reload`: a new generation
-    /// (else the same one with new backends, for DNS).
-    fn apply_locked(&self, config: Config, reload: bool) -> Result<String, String> {
+    /// only `upgrade` can change. `reload`: a new generation (else the same
+    /// one with new backends, for DNS).
+    fn apply(&self, config: Config, reload: bool) -> Result<String, String> {
         let old = self.current();
         compat::check(&old.config, &config)?;
         let config = Arc::new(config);

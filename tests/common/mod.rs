@@ -266,6 +266,16 @@ pub fn get(addr: SocketAddr, host: &str, target: &str) -> Response {
     )
 }
 
+/// One keep-alive `GET /cap` on `conn`: it is open and answered 200 (the
+/// overload tests' probe of a connection switchyard accepted).
+pub fn served_keep_alive(conn: &mut BufReader<TcpStream>) {
+    conn.get_mut()
+        .write_all(b"GET /cap HTTP/1.1\r\nHost: cap.test\r\n\r\n")
+        .unwrap();
+    let resp = read_response(conn).expect("a response");
+    assert_eq!(resp.status, 200);
+}
+
 /// Sends raw bytes on a fresh connection and reads one response.
 pub fn send(addr: SocketAddr, raw: &[u8]) -> Response {
     let mut s = TcpStream::connect(addr).unwrap();

@@ -186,6 +186,12 @@ fn server(s: RawServer, path: &YamlPath, p: &mut Problems) -> ServerSettings {
     }
 }
 
+/// `20%` → 20.0: a number of percent, not negative (each key bounds it).
+pub(super) fn percent_of(text: &str) -> Option<f64> {
+    let v: f64 = text.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
 /// `server.resolvers`: `ip:port` (or a bare IP, port 53) each.
 fn resolvers(list: Vec<String>, path: &YamlPath, p: &mut Problems) -> Vec<SocketAddr> {
     let mut out = Vec::new();

@@ -88,8 +88,8 @@ pub(super) fn outlier_detection(
 
 /// `50%` → 50; whole percentages from 0 to 100.
 fn percent(s: &str) -> Option<u32> {
-    let n: u32 = s.trim().strip_suffix('%')?.trim().parse().ok()?;
-    (n <= 100).then_some(n)
+    let v = super::percent_of(s)?;
+    (v.fract() == 0.0 && v <= 100.0).then_some(v as u32)
 }
 
 #[cfg(test)]

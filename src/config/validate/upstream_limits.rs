@@ -54,9 +54,8 @@ pub(super) fn retry_on(items: &[StatusSpec], path: &YamlPath, p: &mut Problems) 
 
 /// A percentage such as `20%` (0% ..= 1000%), as a ratio.
 pub(super) fn percentage(text: &str, path: &YamlPath, p: &mut Problems) -> f64 {
-    let number = text.trim().strip_suffix('%').map(str::trim);
-    match number.and_then(|n| n.parse::<f64>().ok()) {
-        Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 100.0,
+    match super::percent_of(text) {
+        Some(v) if v <= 1000.0 => v / 100.0,
         _ => {
             p.error(path, format!("retry_budget \"{text}\" is not a percentage"))
                 .hint("write a share of first tries from 0% to 1000%, e.g. retry_budget: 20%");
